@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages pinfer needs to build, test and run its demo,
+# only those missing (apt-get update only when something is).  Debian 12, root.
+set -eu
+packages=(
+    build-essential pkg-config make clang libclang-rt-14-dev
+    libhwloc-dev libcmocka-dev
+    libgoogle-perftools-dev libjemalloc-dev libomp-dev numactl
+    python3 python3-pytest
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: error: run as root to install packages (or install them: ${missing[*]})" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+fi
+echo "setup: all packages present"

@@ -1,0 +1,114 @@
+/* util.c - internal helpers: messages, int arrays, strict integers. */
+#include "util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *pf__vstrdupf(const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
+char *pf__strdupf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = pf__vstrdupf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+int pf__fail(char **why, int code, const char *fmt, ...)
+{
+    if (why) {
+        va_list ap;
+        va_start(ap, fmt);
+        *why = pf__vstrdupf(fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int pf__ivec_push(pf__ivec *vec, int x)
+{
+    if (vec->len == vec->cap) {
+        size_t cap = vec->cap ? vec->cap * 2 : 16;
+        int *v = realloc(vec->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        vec->v = v;
+        vec->cap = cap;
+    }
+    vec->v[vec->len++] = x;
+    return 0;
+}
+
+void pf__ivec_free(pf__ivec *vec)
+{
+    free(vec->v);
+    vec->v = NULL;
+    vec->len = vec->cap = 0;
+}
+
+int pf__int_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+void pf__ivec_sort_unique(pf__ivec *vec)
+{
+    if (vec->len < 2)
+        return;
+    qsort(vec->v, vec->len, sizeof *vec->v, pf__int_cmp);
+    size_t out = 1;
+    for (size_t i = 1; i < vec->len; i++)
+        if (vec->v[i] != vec->v[out - 1])
+            vec->v[out++] = vec->v[i];
+    vec->len = out;
+}
+
+bool pf__sorted_has(const int *v, size_t n, int x)
+{
+    return v && bsearch(&x, v, n, sizeof *v, pf__int_cmp) != NULL;
+}
+
+int pf__parse_int(const char *s, size_t len, long lo, long hi, long *out)
+{
+    size_t i = 0;
+    bool negative = false;
+    if (len > 0 && s[0] == '-' && lo < 0) {
+        negative = true;
+        i = 1;
+    }
+    if (i == len)
+        return -EINVAL;
+    long value = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        int digit = s[i] - '0';
+        /* Accumulate negatively: LONG_MIN has no positive twin. */
+        if (value < (LONG_MIN + 9) / 10)
+            return -ERANGE;
+        value = value * 10 - digit;
+    }
+    if (!negative)
+        value = -value;
+    if (value < lo || value > hi)
+        return -ERANGE;
+    *out = value;
+    return 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * util.h - small internal helpers shared by the library's files: error
+ * messages, formatted strings, growable int arrays, strict number parsing.
+ */
+#ifndef PF_UTIL_H
+#define PF_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#if defined(__GNUC__)
+#define PF__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PF__PRINTF(f, a)
+#endif
+
+/* A malloc'd formatted string, or NULL when out of memory. */
+char *pf__strdupf(const char *fmt, ...) PF__PRINTF(1, 2);
+char *pf__vstrdupf(const char *fmt, va_list ap) PF__PRINTF(1, 0);
+
+/*
+ * Report a failure: when why is not NULL, *why receives the formatted message
+ * (malloc'd; left NULL if that allocation fails).  Returns code, so that
+ * callers can write `return pf__fail(why, -EINVAL, "...", ...);`.
+ */
+int pf__fail(char **why, int code, const char *fmt, ...) PF__PRINTF(3, 4);
+
+/* A growable array of ints. */
+typedef struct pf__ivec {
+    int *v;
+    size_t len;
+    size_t cap;
+} pf__ivec;
+
+/* Append x; returns 0 or -ENOMEM. */
+int pf__ivec_push(pf__ivec *vec, int x);
+void pf__ivec_free(pf__ivec *vec);
+/* Sort ascending and drop duplicates. */
+void pf__ivec_sort_unique(pf__ivec *vec);
+/* qsort comparator for ints. */
+int pf__int_cmp(const void *a, const void *b);
+/* true when the sorted array holds x. */
+bool pf__sorted_has(const int *v, size_t n, int x);
+
+/*
+ * Parse all of [s, s + len) as a decimal integer in [lo, hi]: no sign unless
+ * lo < 0, no spaces, no trailing characters.  Returns 0 or -EINVAL / -ERANGE.
+ */
+int pf__parse_int(const char *s, size_t len, long lo, long hi, long *out);
+
+#endif /* PF_UTIL_H */

@@ -1,0 +1,383 @@
+/*
+ * test_plan.c - the planner, table-driven over topology fixtures.
+ *
+ * Each row: a fixture, options in a compact form, and the expected plan as
+ * "cpus/nodes" per instance separated by ';' ("idx:cpus/nodes" when the
+ * index is not the position), or "!text" for an error whose message holds
+ * text.  Options: ni=N nc=N node=N nodes=L cores=L logical ecores bind
+ * scatter latency throughput multi rank=N idx=L lr=N lws=N.
+ */
+#include "pf_test.h"
+
+typedef struct plan_case {
+    const char *fixture;
+    const char *options;
+    const char *expect;
+} plan_case;
+
+#define W "worked16.lscpu"
+#define A "xeon_2s28c_smt_adjacent.lscpu"
+#define X "xeon_2s28c_smt_after.lscpu"
+#define S "snc_4n14c.lscpu"
+#define E "epyc_12nodes.lscpu"
+#define H "hybrid_8p8e.lscpu-e"
+#define T "this_2cpu.lscpu"
+
+static const plan_case CASES[] = {
+    /* launcher.md section 3, the worked example, exactly */
+    {W, "", "0-7/0-1"},
+    {W, "ni=2", "0-3/0;4-7/1"},
+    {W, "nc=3", "0-2/0;3-5/0-1"},
+    {W, "nc=3 bind", "0-2/0;4-6/1"},
+    {W, "logical ni=2", "0-3,8-11/0;4-7,12-15/1"},
+    /* splits and remainders */
+    {W, "ni=3", "0-1/0;2-3/0;4-5/1"},
+    {W, "ni=3 nc=-1", "0-2/0;3-5/0-1;6-7/1"},
+    {W, "nc=-1", "0-7/0-1"},
+    {W, "ni=3 bind", "0-3/0;4-5/1;6-7/1"},
+    {W, "ni=8", "0/0;1/0;2/0;3/0;4/1;5/1;6/1;7/1"},
+    {W, "nc=4 ni=2", "0-3/0;4-7/1"},
+    {W, "logical nc=3", "0-1,8/0;2,9-10/0;3-4,11/0-1;5,12-13/1;6-7,14/1"},
+    {W, "logical nc=3 bind", "0-1,8/0;2,9-10/0;4-5,12/1;6,13-14/1"},
+    /* strategies */
+    {W, "nc=2 ni=2", "0-1/0;2-3/0"},
+    {W, "nc=2 ni=2 scatter", "0-1/0;4-5/1"},
+    {W, "nc=2 ni=3 scatter", "0-1/0;2-3/0;4-5/1"},
+    {W, "nc=2 ni=3 scatter bind", "0-1/0;2-3/0;4-5/1"},
+    {W, "nc=2 ni=2 scatter bind", "0-1/0;4-5/1"},
+    {W, "nc=1 ni=3 scatter bind", "0/0;2/0;4/1"},
+    {W, "nc=2 scatter", "0-1/0;2-3/0;4-5/1;6-7/1"},
+    /* nodes and lists */
+    {W, "node=1", "4-7/1"},
+    {W, "node=1 logical", "4-7,12-15/1"},
+    {W, "nodes=0,1 ni=2", "0-3/0;4-7/1"},
+    {W, "node=-1 ni=2", "0-3/0;4-7/1"},
+    {W, "cores=8-11,0", "0,8-11/0"},
+    {W, "cores=8-11,0 ni=2", "0,8/0;9-10/0"},
+    {W, "cores=4,0 node=1", "0,4/0-1"},
+    /* presets */
+    {W, "latency", "0-3/0;4-7/1"},
+    {W, "latency logical", "0-3/0;4-7/1"},
+    {W, "throughput", "0-3/0;4-7/1"},
+    {W, "throughput ni=3", "0-3/0;4-7/1"},
+    {W, "throughput logical", "0-3/0;4-7/1"},
+    {W, "multi", "0-3/0;4-7/1"},
+    {W, "multi ni=4", "0-1/0;2-3/0;4-5/1;6-7/1"},
+    {W, "latency cores=0-3,8-11", "0-1,8-9/0;2-3,10-11/0"},
+    /* selection and torchrun */
+    {W, "ni=2 rank=1", "1:4-7/1"},
+    {W, "ni=2 rank=-1", "0-3/0;4-7/1"},
+    {W, "ni=4 idx=1,3", "1:2-3/0;3:6-7/1"},
+    {W, "ni=4 idx=-1", "0-1/0;2-3/0;4-5/1;6-7/1"},
+    {W, "ni=2 lws=2 lr=1", "0:2-3/0;1:6-7/1"},
+    {W, "ni=2 lws=3 lr=0", "0/0;4/1"},
+    {W, "ni=2 lws=1 lr=0", "0-3/0;4-7/1"},
+    {W, "ni=2 rank=0 lws=2", "0:0-1/0"},
+    {W, "logical ni=1 lws=2 lr=1", "4-7,12-15/1"},
+    /* errors of step 7 and the others */
+    {W, "nc=9", "!more than the 8 CPUs"},
+    {W, "nc=5 bind", "!in any one NUMA node"},
+    {W, "ni=9", "!more than the 8 CPUs"},
+    {W, "ni=0", "!--ninstances must be positive"},
+    {W, "ni=-2", "!--ninstances must be positive"},
+    {W, "nc=-2", "!--ncores-per-instance must be"},
+    {W, "nc=4 ni=3", "!2 instances fit"},
+    {W, "node=2", "!NUMA node 2 does not exist"},
+    {W, "node=0 nodes=1", "!cannot be used together"},
+    {W, "nodes=0,7", "!NUMA node 7 does not exist"},
+    {W, "nodes=1-0", "!runs backwards"},
+    {W, "cores=16", "!CPU 16 does not exist"},
+    {W, "cores=3-0", "!runs backwards"},
+    {W, "cores=a", "!not an id"},
+    {W, "cores=", "!empty"},
+    {W, "latency throughput", "!cannot be used together"},
+    {W, "latency multi", "!cannot be used together"},
+    {W, "ni=2 rank=2", "!outside the plan"},
+    {W, "ni=2 idx=0,5", "!outside the plan"},
+    {W, "ni=2 rank=0 idx=1", "!cannot be used together"},
+    {W, "ni=2 lws=2 lr=2", "!LOCAL_RANK 2"},
+    {W, "ni=8 lws=2", "!too few to share"},
+    {W, "ni=5 bind", "0-1/0;2-3/0;4/1;5/1;6/1"},
+    /* siblings next to each other: physical cores are the even CPUs */
+    {A, "nc=2 ni=2", "0,2/0;4,6/0"},
+    {A, "latency rank=13", "13:104,106,108,110/1"},
+    {A, "logical nc=4 ni=1", "0-3/0"},
+    {A, "logical ni=2", "0-55/0;56-111/1"},
+    {A, "node=1 nc=14 ni=1", "56,58,60,62,64,66,68,70,72,74,76,78,80,82/1"},
+    /* siblings after all cores */
+    {X, "throughput", "0-27/0;28-55/1"},
+    {X, "logical ni=2", "0-27,56-83/0;28-55,84-111/1"},
+    {X, "ni=3 nc=-1", "0-18/0;19-37/0-1;38-55/1"},
+    {X, "ni=3 bind", "0-27/0;28-41/1;42-55/1"},
+    {X, "ni=5 bind", "0-13/0;14-27/0;28-36/1;37-45/1;46-54/1"},
+    {X, "ni=5 bind nc=-1", "0-13/0;14-27/0;28-37/1;38-46/1;47-55/1"},
+    {X, "cores=56,0 ni=1", "0,56/0"},
+    /* 4 NUMA nodes x 14 cores */
+    {S, "throughput", "0-13/0;14-27/1;28-41/2;42-55/3"},
+    {S, "ni=2 bind", "0-13/0;14-27/1"},
+    {S, "ni=6 bind", "0-13/0;14-27/1;28-34/2;35-41/2;42-48/3;49-55/3"},
+    {S, "nodes=1,2 ni=2", "14-27/1;28-41/2"},
+    {S, "nodes=1-2 ni=2 bind", "14-27/1;28-41/2"},
+    {S, "node=3", "42-55/3"},
+    {S, "nc=10 bind", "0-9/0;14-23/1;28-37/2;42-51/3"},
+    {S, "nc=10", "0-9/0;10-19/0-1;20-29/1-2;30-39/2;40-49/2-3"},
+    {S, "nc=10 bind ni=3 scatter", "0-9/0;14-23/1;28-37/2"},
+    {S, "nc=7 bind ni=3 scatter", "0-6/0;14-20/1;28-34/2"},
+    {S, "nc=7 bind ni=6 scatter", "0-6/0;7-13/0;14-20/1;21-27/1;28-34/2;42-48/3"},
+    {S, "nc=7 ni=6 scatter", "0-6/0;7-13/0;14-20/1;28-34/2;35-41/2;42-48/3"},
+    {S, "cores=0-5,14-15 ni=3 bind", "0-2/0;3-5/0;14-15/1"},
+    {S, "cores=0-5,14-15 ni=2 bind", "0-5/0;14-15/1"},
+    {S, "cores=0-1,14-16,28-31,42 ni=2 bind", "14-16/1;28-31/2"},
+    {S, "cores=0-1,14-16,28-31,42 ni=3 bind", "0-1/0;14-16/1;28-31/2"},
+    /* 12 NUMA nodes */
+    {E, "throughput rank=11", "11:88-95/11"},
+    {E, "ni=5 bind", "0-7/0;8-15/1;16-23/2;24-31/3;32-39/4"},
+    {E, "node=11", "88-95/11"},
+    {E, "nodes=10-11 logical ni=2", "80-87,176-183/10;88-95,184-191/11"},
+    {E, "nodes=10-11 logical bind", "80-87,176-183/10"},
+    /* hybrid: E-cores are CPUs 16-23 */
+    {H, "", "0,2,4,6,8,10,12,14/0"},
+    {H, "ecores", "0,2,4,6,8,10,12,14,16-23/0"},
+    {H, "ecores logical", "0-23/0"},
+    {H, "ecores ni=2", "0,2,4,6,8,10,12,14/0;16-23/0"},
+    {H, "cores=16-17", "16-17/0"},
+    {H, "latency", "0,2,4,6/0;8,10,12,14/0"},
+    /* this machine */
+    {T, "", "0-1/0"},
+    {T, "ni=2", "0/0;1/0"},
+    {T, "nc=1", "0/0;1/0"},
+    {T, "throughput", "0-1/0"},
+    {T, "latency", "!--latency-mode needs 4 cores"},
+    {T, "ni=3", "!more than the 2 CPUs"},
+    /* node column empty, and large node ids */
+    {"node_empty.lscpu", "ni=2", "0-1/0;2-3/1"},
+    {"node_ids_large.lscpu", "throughput", "0-1/16;2-3/130"},
+    {"node_ids_large.lscpu", "node=130", "2-3/130"},
+    /* synthetic hwloc topologies */
+    {"synthetic:pack:2 numa:1 core:4 pu:2", "ni=2", "0,2,4,6/0;8,10,12,14/1"},
+    {"synthetic:pack:2 numa:1 core:4 pu:2", "logical nc=2 ni=1", "0-1/0"},
+};
+
+/* Fill options from the compact form; the strings point into `buf`. */
+static void parse_options(const char *text, char *buf, size_t size, pf_plan_options *o)
+{
+    pf_plan_options_init(o);
+    snprintf(buf, size, "%s", text);
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok;
+         tok = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(tok, '=');
+        const char *v = eq ? eq + 1 : "";
+        if (eq)
+            *eq = '\0';
+        if (!strcmp(tok, "ni"))
+            o->ninstances = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "nc"))
+            o->ncores_per_instance = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "node"))
+            o->node_id = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "nodes"))
+            o->nodes_list = v;
+        else if (!strcmp(tok, "cores"))
+            o->core_list = v;
+        else if (!strcmp(tok, "logical"))
+            o->use_logical_cores = true;
+        else if (!strcmp(tok, "ecores"))
+            o->use_e_cores = true;
+        else if (!strcmp(tok, "bind"))
+            o->bind_numa_node = true;
+        else if (!strcmp(tok, "scatter"))
+            o->strategy = PF_STRATEGY_SCATTER;
+        else if (!strcmp(tok, "latency"))
+            o->latency_mode = true;
+        else if (!strcmp(tok, "throughput"))
+            o->throughput_mode = true;
+        else if (!strcmp(tok, "multi"))
+            o->multi_instance = true;
+        else if (!strcmp(tok, "rank"))
+            o->rank = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "idx"))
+            o->instance_idx = v;
+        else if (!strcmp(tok, "lr"))
+            o->local_rank = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "lws"))
+            o->local_world_size = (int)strtol(v, NULL, 10);
+        else
+            fail_msg("unknown test option '%s'", tok);
+    }
+}
+
+/* The plan in the expected form, always with explicit indices. */
+static char *describe(const pf_plan *plan)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    out[0] = '\0';
+    for (size_t i = 0; i < plan->ninstances; i++) {
+        char *cpus, *nodes;
+        assert_int_equal(pf_cpulist_format(plan->instances[i].cpus, plan->instances[i].ncpus,
+                                           &cpus), 0);
+        assert_int_equal(pf_cpulist_format(plan->instances[i].nodes,
+                                           plan->instances[i].nnodes, &nodes), 0);
+        assert_int_equal(plan->instances[i].threads, (int)plan->instances[i].ncpus);
+        len += (size_t)snprintf(out + len, cap - len, "%s%d:%s/%s", i ? ";" : "",
+                                plan->instances[i].index, cpus, nodes);
+        free(cpus);
+        free(nodes);
+    }
+    return out;
+}
+
+/* The expected form with indices made explicit: "a/b;c/d" -> "0:a/b;1:c/d". */
+static char *normalise(const char *expect)
+{
+    size_t cap = strlen(expect) * 2 + 64, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    char *copy = strdup(expect);
+    int pos = 0;
+    out[0] = '\0';
+    for (char *save = NULL, *tok = strtok_r(copy, ";", &save); tok;
+         tok = strtok_r(NULL, ";", &save), pos++) {
+        if (strchr(tok, ':'))
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", pos ? ";" : "", tok);
+        else
+            len += (size_t)snprintf(out + len, cap - len, "%s%d:%s", pos ? ";" : "", pos, tok);
+    }
+    free(copy);
+    return out;
+}
+
+static void test_plan_table(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) {
+        const plan_case *c = &CASES[i];
+        pf_topology *t = load_fixture(c->fixture);
+        pf_plan_options o;
+        char buf[256];
+        parse_options(c->options, buf, sizeof buf, &o);
+        pf_plan *plan = NULL;
+        char *why = NULL;
+        int rc = pf_plan_instances(t, &o, &plan, &why);
+        if (c->expect[0] == '!') {
+            if (rc != -EINVAL || !why || !strstr(why, c->expect + 1)) {
+                print_error("%s [%s]: expected error '%s', got rc %d '%s'\n", c->fixture,
+                            c->options, c->expect + 1, rc, why ? why : "(none)");
+                failures++;
+            }
+            assert_null(plan);
+        } else if (rc != 0) {
+            print_error("%s [%s]: expected %s, got error %d: %s\n", c->fixture, c->options,
+                        c->expect, rc, why ? why : "");
+            failures++;
+        } else {
+            char *got = describe(plan), *want = normalise(c->expect);
+            if (strcmp(got, want) != 0) {
+                print_error("%s [%s]:\n  expected %s\n  got      %s\n", c->fixture, c->options,
+                            want, got);
+                failures++;
+            }
+            free(got);
+            free(want);
+        }
+        free(why);
+        pf_plan_free(plan);
+        pf_topology_free(t);
+    }
+    assert_int_equal(failures, 0);
+}
+
+static bool has_warning(const pf_plan *plan, const char *text)
+{
+    for (size_t i = 0; i < plan->nwarnings; i++)
+        if (strstr(plan->warnings[i], text))
+            return true;
+    return false;
+}
+
+static pf_plan *plan_of(pf_topology *t, const char *options)
+{
+    pf_plan_options o;
+    char buf[256];
+    parse_options(options, buf, sizeof buf, &o);
+    pf_plan *plan = NULL;
+    char *why = NULL;
+    int rc = pf_plan_instances(t, &o, &plan, &why);
+    if (rc < 0)
+        fail_msg("[%s]: %s", options, why ? why : "");
+    return plan;
+}
+
+static void test_warnings(void **state)
+{
+    (void)state;
+    pf_topology *t = load_fixture(W);
+    pf_plan *p = plan_of(t, "nc=3");
+    assert_true(has_warning(p, "instance 1 spans NUMA nodes 0-1"));
+    assert_false(has_warning(p, "instance 0 spans"));
+    pf_plan_free(p);
+    p = plan_of(t, "nc=3 bind");
+    assert_int_equal(p->nwarnings, 0);
+    pf_plan_free(p);
+    p = plan_of(t, "throughput ni=2");
+    assert_true(has_warning(p, "overrides --ninstances"));
+    pf_plan_free(p);
+    p = plan_of(t, "latency logical");
+    assert_true(has_warning(p, "--use-logical-cores is ignored"));
+    pf_plan_free(p);
+    p = plan_of(t, "cores=0 node=1");
+    assert_true(has_warning(p, "--core-list is given"));
+    pf_plan_free(p);
+    pf_topology_free(t);
+}
+
+/* A CPU the process may not use is never planned on. */
+static void test_core_list_needs_usable_cpus(void **state)
+{
+    (void)state;
+    pf_topology *t = load_fixture(T);
+    pf_plan_options o;
+    pf_plan_options_init(&o);
+    o.core_list = "0-1";
+    pf_plan *plan = NULL;
+    assert_int_equal(pf_plan_instances(t, &o, &plan, NULL), 0);
+    assert_int_equal(plan->ninstances, 1);
+    pf_plan_free(plan);
+    assert_int_equal(pf_plan_instances(NULL, &o, &plan, NULL), -EINVAL);
+    assert_int_equal(pf_plan_instances(t, NULL, &plan, NULL), -EINVAL);
+    pf_topology_free(t);
+}
+
+/* 8 sockets x 64 cores x 2 threads: 1024 CPUs, planned in every mode. */
+static void test_large_synthetic(void **state)
+{
+    (void)state;
+    pf_topology *t = load_fixture("synthetic:pack:8 numa:2 core:32 pu:2");
+    size_t n;
+    pf_topology_cpus(t, &n);
+    assert_int_equal(n, 1024);
+    pf_plan *p = plan_of(t, "throughput");
+    assert_int_equal(p->ninstances, 16);
+    assert_int_equal(p->instances[15].ncpus, 32);
+    pf_plan_free(p);
+    p = plan_of(t, "logical ni=1024");
+    assert_int_equal(p->ninstances, 1024);
+    pf_plan_free(p);
+    p = plan_of(t, "latency");
+    assert_int_equal(p->ninstances, 128);
+    pf_plan_free(p);
+    pf_topology_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan_table),
+        cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_core_list_needs_usable_cpus),
+        cmocka_unit_test(test_large_synthetic),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,306 @@
+/*
+ * options.c - parsing the launcher's command line into tool_options.
+ *
+ * One table names every option, its aliases, what it takes and which
+ * sub-commands accept it; the parser normalises '_' to '-' in option names
+ * and splits `--opt=value`.  run_cpu's and ipexrun's spellings are aliases.
+ */
+#include "options.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_id {
+    O_NINSTANCES, O_NCORES, O_NODE_ID, O_NODES_LIST, O_CORE_LIST, O_LOGICAL, O_ECORES, O_BIND,
+    O_STRATEGY, O_LATENCY, O_THROUGHPUT, O_MULTI, O_RANK, O_INSTANCE_IDX, O_TCMALLOC,
+    O_JEMALLOC, O_DEFAULT_ALLOC, O_ALLOCATOR, O_DISABLE_IOMP, O_OMP_RUNTIME, O_DISABLE_NUMACTL,
+    O_DISABLE_TASKSET, O_TASK_MANAGER, O_MODULE, O_NO_PYTHON, O_LOG_DIR, O_LOG_PREFIX,
+    O_TOPOLOGY, O_JSON
+};
+
+/* Which sub-commands take an option. */
+#define FOR_RUN (1u << CMD_RUN)
+#define FOR_PLAN (1u << CMD_PLAN)
+#define FOR_TOPO (1u << CMD_TOPO)
+#define FOR_LAUNCH (FOR_RUN | FOR_PLAN)
+
+typedef struct option_spec {
+    const char *names[3]; /* dash spellings; the first is the canonical one */
+    bool takes_value;
+    enum opt_id id;
+    unsigned commands;
+} option_spec;
+
+static const option_spec OPTIONS[] = {
+    {{"--ninstances"}, true, O_NINSTANCES, FOR_LAUNCH},
+    {{"--ncores-per-instance", "--ncore-per-instance"}, true, O_NCORES, FOR_LAUNCH},
+    {{"--node-id"}, true, O_NODE_ID, FOR_LAUNCH},
+    {{"--nodes-list"}, true, O_NODES_LIST, FOR_LAUNCH},
+    {{"--core-list", "--cores-list"}, true, O_CORE_LIST, FOR_LAUNCH},
+    {{"--use-logical-cores", "--use-logical-core"}, false, O_LOGICAL, FOR_LAUNCH},
+    {{"--use-e-cores", "--use-e-core"}, false, O_ECORES, FOR_LAUNCH},
+    {{"--bind-numa-node", "--skip-cross-node-cores"}, false, O_BIND, FOR_LAUNCH},
+    {{"--strategy"}, true, O_STRATEGY, FOR_LAUNCH},
+    {{"--latency-mode"}, false, O_LATENCY, FOR_LAUNCH},
+    {{"--throughput-mode"}, false, O_THROUGHPUT, FOR_LAUNCH},
+    {{"--multi-instance"}, false, O_MULTI, FOR_LAUNCH},
+    {{"--rank"}, true, O_RANK, FOR_LAUNCH},
+    {{"--instance-idx"}, true, O_INSTANCE_IDX, FOR_LAUNCH},
+    {{"--enable-tcmalloc"}, false, O_TCMALLOC, FOR_LAUNCH},
+    {{"--enable-jemalloc"}, false, O_JEMALLOC, FOR_LAUNCH},
+    {{"--use-default-allocator"}, false, O_DEFAULT_ALLOC, FOR_LAUNCH},
+    {{"--memory-allocator"}, true, O_ALLOCATOR, FOR_LAUNCH},
+    {{"--disable-iomp"}, false, O_DISABLE_IOMP, FOR_LAUNCH},
+    {{"--omp-runtime"}, true, O_OMP_RUNTIME, FOR_LAUNCH},
+    {{"--disable-numactl"}, false, O_DISABLE_NUMACTL, FOR_LAUNCH},
+    {{"--disable-taskset"}, false, O_DISABLE_TASKSET, FOR_LAUNCH},
+    {{"--multi-task-manager"}, true, O_TASK_MANAGER, FOR_LAUNCH},
+    {{"--module", "-m"}, false, O_MODULE, FOR_LAUNCH},
+    {{"--no-python"}, false, O_NO_PYTHON, FOR_LAUNCH},
+    {{"--log-path", "--log-dir"}, true, O_LOG_DIR, FOR_LAUNCH},
+    {{"--log-file-prefix"}, true, O_LOG_PREFIX, FOR_LAUNCH},
+    {{"--topology"}, true, O_TOPOLOGY, FOR_LAUNCH | FOR_TOPO},
+    {{"--json"}, false, O_JSON, FOR_PLAN | FOR_TOPO},
+};
+
+static const char *const COMMAND_NAMES[] = {"run", "plan", "topo"};
+
+static int usage_error(char **why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(char **why, const char *fmt, ...)
+{
+    va_list ap, copy;
+    va_start(ap, fmt);
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    *why = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (*why)
+        vsnprintf(*why, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* A whole-string decimal int (sign allowed). */
+static int parse_int(const char *name, const char *text, int *out, char **why)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end || text[0] == ' ' || text[0] == '+' || errno || v < -(1L << 30) ||
+        v > (1L << 30))
+        return usage_error(why, "%s: '%s' is not an integer", name, text);
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_choice(const char *name, const char *text, const char *const *choices,
+                        int *out, char **why)
+{
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(text, choices[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    char list[128] = "";
+    size_t len = 0;
+    for (int i = 0; choices[i] && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", choices[i]);
+    return usage_error(why, "%s: '%s' is not one of %s", name, text, list);
+}
+
+static const option_spec *find_option(const char *arg, size_t len)
+{
+    char name[64];
+    if (len >= sizeof name)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        name[i] = (char)(arg[i] == '_' && i >= 2 ? '-' : arg[i]);
+    name[len] = '\0';
+    for (size_t i = 0; i < sizeof OPTIONS / sizeof *OPTIONS; i++)
+        for (int k = 0; k < 3 && OPTIONS[i].names[k]; k++)
+            if (strcmp(name, OPTIONS[i].names[k]) == 0)
+                return &OPTIONS[i];
+    return NULL;
+}
+
+typedef struct choices_seen {
+    int allocator_flags; /* how many of --enable-*, --use-default-allocator */
+    int task_manager;    /* -1 not given */
+    bool memory_allocator_given;
+} choices_seen;
+
+static int apply(tool_options *o, const option_spec *spec, const char *name, const char *value,
+                 choices_seen *seen, char **why)
+{
+    static const char *const strategies[] = {"close", "scatter", NULL};
+    static const char *const allocators[] = {"auto", "default", "tcmalloc", "jemalloc", NULL};
+    static const char *const omps[] = {"auto", "default", "intel", NULL};
+    static const char *const managers[] = {"auto", "none", "numactl", "taskset", NULL};
+    int v = 0, rc = 0;
+    switch (spec->id) {
+    case O_NINSTANCES: return parse_int(name, value, &o->plan.ninstances, why);
+    case O_NCORES: return parse_int(name, value, &o->plan.ncores_per_instance, why);
+    case O_NODE_ID: return parse_int(name, value, &o->plan.node_id, why);
+    case O_RANK: return parse_int(name, value, &o->plan.rank, why);
+    case O_NODES_LIST: o->plan.nodes_list = value; return 0;
+    case O_CORE_LIST: o->plan.core_list = value; return 0;
+    case O_INSTANCE_IDX: o->plan.instance_idx = value; return 0;
+    case O_LOGICAL: o->plan.use_logical_cores = true; return 0;
+    case O_ECORES: o->plan.use_e_cores = true; return 0;
+    case O_BIND: o->plan.bind_numa_node = true; return 0;
+    case O_LATENCY: o->plan.latency_mode = true; return 0;
+    case O_THROUGHPUT: o->plan.throughput_mode = true; return 0;
+    case O_MULTI: o->plan.multi_instance = true; return 0;
+    case O_STRATEGY:
+        rc = parse_choice(name, value, strategies, &v, why);
+        o->plan.strategy = v ? PF_STRATEGY_SCATTER : PF_STRATEGY_CLOSE;
+        return rc;
+    case O_TCMALLOC:
+    case O_JEMALLOC:
+    case O_DEFAULT_ALLOC: {
+        tool_allocator a = spec->id == O_TCMALLOC   ? ALLOC_TCMALLOC
+                           : spec->id == O_JEMALLOC ? ALLOC_JEMALLOC
+                                                    : ALLOC_DEFAULT;
+        if (seen->allocator_flags++ > 0 && o->allocator != a)
+            return usage_error(why, "choose one of --enable-tcmalloc, --enable-jemalloc and "
+                                    "--use-default-allocator");
+        o->allocator = a;
+        return 0;
+    }
+    case O_ALLOCATOR:
+        rc = parse_choice(name, value, allocators, &v, why);
+        seen->memory_allocator_given = true;
+        o->allocator = (tool_allocator)v;
+        return rc;
+    case O_DISABLE_IOMP: o->omp = OMP_DEFAULT; return 0;
+    case O_OMP_RUNTIME:
+        rc = parse_choice(name, value, omps, &v, why);
+        o->omp = (tool_omp)v;
+        return rc;
+    case O_DISABLE_NUMACTL: o->disable_numactl = true; return 0;
+    case O_DISABLE_TASKSET: o->disable_taskset = true; return 0;
+    case O_TASK_MANAGER:
+        rc = parse_choice(name, value, managers, &seen->task_manager, why);
+        return rc;
+    case O_MODULE: o->module = true; return 0;
+    case O_NO_PYTHON: o->no_python = true; return 0;
+    case O_LOG_DIR: o->log_dir = value; return 0;
+    case O_LOG_PREFIX:
+        if (!*value || strchr(value, '/'))
+            return usage_error(why, "%s: '%s' is not a file name prefix", name, value);
+        o->log_prefix = value;
+        return 0;
+    case O_TOPOLOGY:
+        if (!*value)
+            return usage_error(why, "%s: empty topology source", name);
+        o->topology = value;
+        return 0;
+    case O_JSON: o->json = true; return 0;
+    }
+    return usage_error(why, "internal error: unhandled option %s", name);
+}
+
+static int env_int(const char *var, int *out, char **why)
+{
+    const char *value = getenv(var);
+    if (!value || !*value)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (*end || errno || v < 0 || v > (1L << 30))
+        return usage_error(why, "%s='%s' is not a non-negative integer", var, value);
+    *out = (int)v;
+    return 0;
+}
+
+bool tool_options_want_json(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0 || arg[0] != '-' || arg[1] == '\0')
+            return false;
+        const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+        const option_spec *spec = find_option(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        if (spec && spec->id == O_JSON)
+            return true;
+        if (spec && spec->takes_value && !eq)
+            i++;
+    }
+    return false;
+}
+
+int tool_parse_options(tool_command command, int argc, char **argv, tool_options *o, char **why)
+{
+    memset(o, 0, sizeof *o);
+    o->command = command;
+    pf_plan_options_init(&o->plan);
+    o->log_prefix = "run";
+    const char *env_topology = getenv("PINFER_TOPOLOGY");
+    o->topology = env_topology && *env_topology ? env_topology : NULL;
+    choices_seen seen = {.task_manager = -1};
+
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        if (arg[0] != '-' || arg[1] == '\0')
+            break;
+        const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const option_spec *spec = find_option(arg, name_len);
+        if (!spec || !(spec->commands & (1u << command))) {
+            return usage_error(why, "%s: unknown option '%.*s' (see pinfer %s --help)",
+                               COMMAND_NAMES[command], (int)name_len, arg,
+                               COMMAND_NAMES[command]);
+        }
+        const char *name = spec->names[0];
+        const char *value = NULL;
+        if (spec->takes_value) {
+            if (eq)
+                value = eq + 1;
+            else if (i + 1 < argc)
+                value = argv[++i];
+            else
+                return usage_error(why, "%s needs a value", name);
+        } else if (eq) {
+            return usage_error(why, "%s takes no value", name);
+        }
+        int rc = apply(o, spec, name, value, &seen, why);
+        if (rc < 0)
+            return rc;
+    }
+    if (seen.memory_allocator_given && seen.allocator_flags > 0)
+        return usage_error(why, "--memory-allocator and --enable-*/--use-default-allocator "
+                                "cannot be used together");
+    /* ipexrun's --multi-task-manager: binding is always native. */
+    if (seen.task_manager == 1) { /* none */
+        o->disable_numactl = o->disable_taskset = true;
+    } else if (seen.task_manager == 3) { /* taskset: CPUs only */
+        o->disable_numactl = true;
+    }
+    /* As in run_cpu: the CPU binding goes with the memory binding unless both are off. */
+    if (o->disable_taskset && !o->disable_numactl)
+        o->notes[o->nnotes++] = "--disable-taskset has no effect without --disable-numactl: "
+                                "CPUs are still bound";
+    if (o->module && o->no_python)
+        return usage_error(why, "--module and --no-python cannot be used together");
+    if (i < argc) {
+        o->program = &argv[i];
+        o->nprogram = argc - i;
+    }
+    if (command == CMD_TOPO && o->program)
+        return usage_error(why, "topo: unexpected argument '%s'", o->program[0]);
+    if (command == CMD_RUN && !o->program)
+        return usage_error(why, "run: no PROGRAM to launch");
+    int rc = env_int("LOCAL_WORLD_SIZE", &o->plan.local_world_size, why);
+    if (rc == 0)
+        rc = env_int("LOCAL_RANK", &o->plan.local_rank, why);
+    return rc;
+}

@@ -1,0 +1,48 @@
+/*
+ * options.h - the command line of `pinfer run | plan | topo`.
+ *
+ * Every option has a dash and an underscore spelling and takes its value as
+ * `--opt value` or `--opt=value`; the first argument that is not an option
+ * (or everything after `--`) is PROGRAM and its arguments, kept untouched.
+ */
+#ifndef PF_TOOL_OPTIONS_H
+#define PF_TOOL_OPTIONS_H
+
+#include "pinfer.h"
+
+typedef enum tool_command { CMD_RUN, CMD_PLAN, CMD_TOPO } tool_command;
+
+typedef enum tool_allocator { ALLOC_AUTO, ALLOC_DEFAULT, ALLOC_TCMALLOC, ALLOC_JEMALLOC } tool_allocator;
+typedef enum tool_omp { OMP_AUTO, OMP_DEFAULT, OMP_INTEL } tool_omp;
+
+typedef struct tool_options {
+    tool_command command;
+    pf_plan_options plan;
+    const char *topology; /* --topology, else $PINFER_TOPOLOGY, else NULL (live) */
+    bool json;
+    tool_allocator allocator;
+    tool_omp omp;
+    bool disable_numactl;
+    bool disable_taskset;
+    bool module;
+    bool no_python;
+    const char *log_dir;
+    const char *log_prefix;
+    const char *notes[4]; /* warnings about the options themselves (static strings) */
+    int nnotes;
+    char **program; /* PROGRAM and its arguments (NULL-terminated), or NULL */
+    int nprogram;
+} tool_options;
+
+/*
+ * Parse argv (argv[0] is the sub-command's name, e.g. "plan") and the
+ * environment (PINFER_TOPOLOGY, LOCAL_RANK, LOCAL_WORLD_SIZE).  Returns 0, or
+ * -EINVAL with *why (malloc'd) for a usage error.
+ */
+int tool_parse_options(tool_command command, int argc, char **argv, tool_options *out,
+                       char **why);
+
+/* Does the command line ask for --json (before PROGRAM)?  For reporting its own errors. */
+bool tool_options_want_json(int argc, char **argv);
+
+#endif /* PF_TOOL_OPTIONS_H */
