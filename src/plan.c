@@ -308,8 +308,8 @@ static int plan_slices(planner *p)
                             "--latency-mode needs 4 cores per instance, and only %zu %s", largest,
                             p->bind ? "are in any one NUMA node" : "are available")
                  : pf__fail(p->why, -EINVAL,
-                            "--ncores-per-instance %d is more than the %zu CPUs available%s",
-                            p->nc, largest, p->bind ? " in any one NUMA node" : "");
+                            "--ncores-per-instance %d is more than the %zu CPU%s available%s",
+                            p->nc, largest, largest == 1 ? "" : "s", p->bind ? " in any one NUMA node" : "");
     } else if (p->ni > 0 && (size_t)p->ni > total) {
         rc = pf__fail(p->why, -EINVAL,
                       "--ninstances %d with --ncores-per-instance %d needs %zu CPUs; %zu "
@@ -411,8 +411,8 @@ static int plan_split(planner *p)
 {
     size_t ni = (size_t)p->ni;
     if (ni > p->ncand)
-        return pf__fail(p->why, -EINVAL, "--ninstances %zu is more than the %zu CPUs available",
-                        ni, p->ncand);
+        return pf__fail(p->why, -EINVAL, "--ninstances %zu is more than the %zu CPU%s available",
+                        ni, p->ncand, p->ncand == 1 ? "" : "s");
     if (!p->bind)
         return split_run(p, 0, p->ncand, ni);
     size_t *n = calloc(p->ngroups, sizeof *n);

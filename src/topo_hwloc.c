@@ -126,9 +126,10 @@ static int get_affinity(hwloc_bitmap_t set)
 
 /*
  * The NUMA node of a PU: the node whose cpuset holds it.  A PU can be near
- * several nodes (DRAM and HBM or MCDRAM on the same package): prefer a plain
- * node (no subtype) and then the lowest id, so that every PU of a core lands
- * in the same node.
+ * several nodes (DRAM and HBM, MCDRAM or CXL memory on the same package):
+ * prefer ordinary memory (no subtype, or hwloc's "DRAM" on heterogeneous
+ * machines) and then the lowest id, so that every PU of a core lands in the
+ * same node.
  */
 static int node_of(hwloc_topology_t topo, unsigned cpu)
 {
@@ -141,7 +142,7 @@ static int node_of(hwloc_topology_t topo, unsigned cpu)
         if (node->os_index == HWLOC_UNKNOWN_INDEX || node->os_index >= PF_ID_LIMIT)
             continue;
         int id = (int)node->os_index;
-        bool plain = node->subtype == NULL;
+        bool plain = !node->subtype || strcmp(node->subtype, "DRAM") == 0;
         if (best < 0 || (plain && !best_plain) || (plain == best_plain && id < best)) {
             best = id;
             best_plain = plain;

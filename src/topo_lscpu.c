@@ -278,14 +278,20 @@ static int parse_row(parser *p, const field *f, size_t n)
     return 0;
 }
 
-/* A CSV comment line that names columns: "# CPU,Core,Socket,Node". */
+/*
+ * A CSV comment line that names columns ("# CPU,Core,Socket,Node", in any
+ * order): one of its comma-separated fields is exactly "CPU".  Whether it
+ * names the columns needed is for set_header to say.
+ */
 static bool is_csv_header(const char *s, size_t len)
 {
-    size_t i = 1;
-    while (i < len && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    return len - i >= 3 && strncasecmp(s + i, "CPU", 3) == 0 &&
-           (len - i == 3 || s[i + 3] == ',');
+    field f[MAX_COLUMNS];
+    bool too_many;
+    size_t n = split(s + 1, len - 1, true, f, MAX_COLUMNS, &too_many);
+    for (size_t i = 0; i < n; i++)
+        if (field_is(f[i], "CPU"))
+            return true;
+    return false;
 }
 
 int pf__topology_parse_lscpu(const char *name, const char *text, size_t len, pf_topology **out,

@@ -91,6 +91,8 @@ def run_pinfer(pinfer, argv, env):
                            timeout=30)
     except subprocess.TimeoutExpired:
         return None, "", "timeout"
+    except OSError as e:
+        return None, "", "cannot run %s: %s" % (pinfer, e)
     return (p.returncode, p.stdout.decode("utf-8", "replace"),
             p.stderr.decode("utf-8", "replace"))
 
