@@ -201,6 +201,117 @@ const char *pf_library_package(pf_library lib);
  */
 int pf_library_find(pf_library lib, char *const *envp, bool system, char **path);
 
+/* ------------------------------------------------------------------------ */
+/* The environment of each instance (launcher.md section 4).  Pure.          */
+
+typedef enum pf_allocator {
+    PF_ALLOCATOR_AUTO = 0, /* tcmalloc if found, else jemalloc, else the default */
+    PF_ALLOCATOR_DEFAULT,
+    PF_ALLOCATOR_TCMALLOC,
+    PF_ALLOCATOR_JEMALLOC
+} pf_allocator;
+
+typedef enum pf_omp_runtime {
+    PF_OMP_AUTO = 0, /* Intel's (libiomp5 / LLVM libomp) if found, else the default */
+    PF_OMP_DEFAULT,  /* whatever the program links: GNU libgomp for gcc and PyTorch */
+    PF_OMP_INTEL
+} pf_omp_runtime;
+
+typedef struct pf_env_options {
+    pf_allocator allocator;
+    pf_omp_runtime omp;
+    /* The launcher binds each instance's CPUs.  false: placement by the
+       environment alone (explicit OpenMP places per instance). */
+    bool cpu_binding;
+    /* What pf_library_find() found, by pf_library; NULL = not found. */
+    const char *libraries[PF_LIBRARY_COUNT];
+    /* The current environment, NULL-terminated "NAME=value" (NULL: none). */
+    char *const *environ;
+    /* Does this LD_PRELOAD entry exist?  NULL: access(path, F_OK).  Tests
+       pass their own so that the computation stays a function of its inputs. */
+    bool (*file_exists)(const char *path, void *ctx);
+    void *ctx;
+} pf_env_options;
+
+/* Set all fields to their defaults (auto, auto, CPU binding on). */
+void pf_env_options_init(pf_env_options *opts);
+
+typedef struct pf_env_var {
+    char *name;
+    char *value;
+} pf_env_var;
+
+typedef struct pf_launch_env {
+    size_t ninstances;
+    pf_env_var **vars; /* vars[i]: what the launcher sets for instance i, LD_PRELOAD included */
+    size_t *nvars;
+    pf_env_var *common; /* the assignments every instance shares (for --json) */
+    size_t ncommon;
+    char **preload; /* the final LD_PRELOAD entries, in order */
+    size_t npreload;
+    pf_allocator allocator; /* what is in effect: never AUTO */
+    pf_omp_runtime omp;     /* likewise */
+    char **warnings;        /* one line each */
+    size_t nwarnings;
+} pf_launch_env;
+
+/*
+ * Compute each instance's environment from the plan, the options, the
+ * libraries found and the current environment.  An existing non-empty value
+ * wins over the launcher's (one warning names them all).  LD_PRELOAD: the
+ * existing entries that exist, then the allocator, then the OpenMP runtime,
+ * never the same library (or two of one kind) twice.
+ * Returns 0, -EINVAL or -ENOMEM.  Free *out with pf_launch_env_free().
+ */
+int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_options *opts,
+                   pf_launch_env **out, char **why);
+void pf_launch_env_free(pf_launch_env *env);
+
+/*
+ * Instance i's whole environment: `base` (NULL-terminated "NAME=value")
+ * with the launch env's assignments applied.  *out is a NULL-terminated,
+ * malloc'd array of malloc'd strings; free it with pf_strv_free().
+ */
+int pf_launch_env_apply(const pf_launch_env *env, size_t instance, char *const *base,
+                        char ***out);
+void pf_strv_free(char **strv);
+
+/* ------------------------------------------------------------------------ */
+/* Launching and supervising instances (launcher.md section 5)               */
+
+typedef struct pf_launch_options {
+    char *const *argv;      /* the command every instance runs, NULL-terminated */
+    bool search_path;       /* look argv[0] up on PATH, like execvp */
+    bool bind_cpus;         /* CPU affinity to the instance's CPUs */
+    bool bind_memory;       /* memory bound to the instance's nodes */
+    const char *log_dir;    /* NULL: instances share the launcher's stdio */
+    const char *log_prefix; /* NULL: "run" */
+    int grace_ms;           /* after a forwarded signal, SIGKILL what is left; <= 0: 10000 */
+    char *const *environ;   /* the environment to start from; NULL: the process's */
+    bool exec_single;       /* one instance and no log dir: bind and exec in place */
+} pf_launch_options;
+
+void pf_launch_options_init(pf_launch_options *opts);
+
+/*
+ * Start every instance of the plan at once, bound as asked, with the launch
+ * environment applied, and supervise them: output to the console (with a
+ * "[i] " prefix when there are several and a log dir) and to DIR's log files,
+ * SIGINT/SIGTERM/SIGHUP/SIGQUIT forwarded to every instance's process group,
+ * what is left after the grace period killed, nothing left behind.
+ * Launcher messages go to stderr as "pinfer: <level>: <text>".
+ * *status receives 0 if every instance exited 0, else the status of the
+ * lowest-index failed instance (128+N for signal N).
+ * With exec_single and one instance, it does not return on success.
+ * Returns 0, or a negative code with *why when nothing could be started
+ * (a log file that cannot be created, fork failing); nothing is left running.
+ */
+int pf_launch(const pf_plan *plan, const pf_launch_env *env, const pf_launch_options *opts,
+              int *status, char **why);
+
+/* The equivalent command line of a binding: "numactl -C 0-3 -m 0" (malloc'd). */
+char *pf_binding_command(const pf_instance *instance, bool bind_cpus, bool bind_memory);
+
 #ifdef __cplusplus
 }
 #endif

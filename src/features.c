@@ -37,8 +37,8 @@ enum {
 
 /* The documented order; the names are /proc/cpuinfo's. */
 static const char *const feature_names[F_COUNT] = {
-    "avx2",        "fma",         "avx512f",  "avx512_vnni", "avx512_bf16",
-    "avx512_fp16", "avx_vnni",    "amx_tile", "amx_bf16",    "amx_int8",
+    "avx2",        "fma",      "avx512f",  "avx512_vnni", "avx512_bf16",
+    "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",    "amx_int8",
 };
 
 #ifdef PF_X86

@@ -31,11 +31,14 @@ typedef struct library_desc {
 } library_desc;
 
 static const library_desc libraries[PF_LIBRARY_COUNT] = {
-    [PF_LIBRARY_TCMALLOC] = {"tcmalloc", "libgoogle-perftools4",
+    [PF_LIBRARY_TCMALLOC] = {"tcmalloc",
+                             "libgoogle-perftools4",
                              {"libtcmalloc.so", "libtcmalloc.so.4", NULL}},
-    [PF_LIBRARY_JEMALLOC] = {"jemalloc", "libjemalloc2",
+    [PF_LIBRARY_JEMALLOC] = {"jemalloc",
+                             "libjemalloc2",
                              {"libjemalloc.so", "libjemalloc.so.2", NULL}},
-    [PF_LIBRARY_IOMP] = {"iomp", "libomp5",
+    [PF_LIBRARY_IOMP] = {"iomp",
+                         "libomp5",
                          {"libiomp5.so", "libomp.so.5", "libomp.so", "libomp5.so", NULL}},
 };
 
@@ -83,11 +86,13 @@ const char *pf_library_package(pf_library lib)
 #endif
 
 static const char *const system_dirs[] = {
-    "/usr/local/lib", "/usr/local/lib64",
+    "/usr/local/lib",
+    "/usr/local/lib64",
 #ifdef MULTIARCH
     ("/usr/lib/" MULTIARCH),
 #endif
-    "/usr/lib",       "/usr/lib64",
+    "/usr/lib",
+    "/usr/lib64",
 };
 
 /* ------------------------------------------------------------------------ */

@@ -19,7 +19,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -235,42 +234,41 @@ static int make_rows(const char *name, hwloc_topology_t topo, hwloc_const_bitmap
     if (!rows)
         return pf__fail(why, -ENOMEM, "out of memory");
     size_t n = 0;
+    int rc = 0;
     hwloc_obj_t pu = NULL;
-    while ((pu = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_PU, pu)) != NULL && n < (size_t)npus) {
-        if (pu->os_index == HWLOC_UNKNOWN_INDEX || pu->os_index >= PF_ID_LIMIT) {
-            free(rows);
-            return pf__fail(why, -EINVAL, "%s: a CPU has no usable id (%u)", name, pu->os_index);
-        }
-        pf__cpu_row *r = &rows[n++];
-        r->cpu = (int)pu->os_index;
-
+    while (rc == 0 && n < (size_t)npus &&
+           (pu = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_PU, pu)) != NULL) {
+        unsigned cpu = pu->os_index;
         hwloc_obj_t pkg = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_PACKAGE, pu);
         unsigned socket = 0;
         if (pkg)
             socket = pkg->os_index != HWLOC_UNKNOWN_INDEX ? pkg->os_index : pkg->logical_index;
-        if (socket >= PF_ID_LIMIT) {
-            free(rows);
-            return pf__fail(why, -EINVAL, "%s: CPU %d has a package id too large (%u)", name,
-                            r->cpu, socket);
-        }
-        r->socket = (int)socket;
-
         hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_CORE, pu);
         unsigned core_id = core ? core->logical_index : LONE_PU_CORE_BASE + pu->logical_index;
-        if (core_id >= PF_ID_LIMIT) {
-            free(rows);
-            return pf__fail(why, -EINVAL, "%s: too many cores", name);
-        }
-        r->core = (int)core_id;
-        r->node = node_of(topo, pu->os_index);
-        r->llc = llc_of(pu);
-        r->allowed = !allowed || hwloc_bitmap_isset(allowed, pu->os_index);
-        r->line = 0;
+
+        if (cpu == HWLOC_UNKNOWN_INDEX || cpu >= PF_ID_LIMIT)
+            rc = pf__fail(why, -EINVAL, "%s: a CPU has no usable id (%u)", name, cpu);
+        else if (socket >= PF_ID_LIMIT)
+            rc = pf__fail(why, -EINVAL, "%s: CPU %u has a package id too large (%u)", name, cpu,
+                          socket);
+        else if (core_id >= PF_ID_LIMIT)
+            rc = pf__fail(why, -EINVAL, "%s: too many cores", name);
+        if (rc < 0)
+            break;
+        rows[n++] = (pf__cpu_row){
+            .cpu = (int)cpu,
+            .core = (int)core_id,
+            .socket = (int)socket,
+            .node = node_of(topo, cpu),
+            .llc = llc_of(pu),
+            .allowed = !allowed || hwloc_bitmap_isset(allowed, cpu),
+        };
     }
-    int rc = apply_cpukinds(topo, rows, n);
+    if (rc == 0 && apply_cpukinds(topo, rows, n) < 0)
+        rc = pf__fail(why, -ENOMEM, "out of memory");
     if (rc < 0) {
         free(rows);
-        return pf__fail(why, rc, "out of memory");
+        return rc;
     }
     *out = rows;
     *count = n;
@@ -313,8 +311,7 @@ static int select_source(const char *name, hwloc_topology_t topo, const char *xm
         if (!desc[strspn(desc, " \t")])
             rc = pf__fail(why, -EINVAL, "%s: empty synthetic description", name);
         else if (hwloc_topology_set_synthetic(topo, desc) < 0)
-            rc = pf__fail(why, -EINVAL, "%s: hwloc cannot parse this synthetic description",
-                          name);
+            rc = pf__fail(why, -EINVAL, "%s: hwloc cannot parse this synthetic description", name);
         free(desc);
         return rc;
     }
@@ -326,8 +323,7 @@ static int select_source(const char *name, hwloc_topology_t topo, const char *xm
  * and the affinity mask of the calling thread, which is the process's own
  * until it starts threads.
  */
-static int live_allowed(const char *name, hwloc_topology_t topo, hwloc_bitmap_t allowed,
-                        char **why)
+static int live_allowed(const char *name, hwloc_topology_t topo, hwloc_bitmap_t allowed, char **why)
 {
     hwloc_bitmap_t affinity = hwloc_bitmap_alloc();
     if (!affinity)
@@ -369,11 +365,10 @@ static int load_rows(const char *name, const char *xml, size_t xml_len, const ch
         if (xml)
             rc = pf__fail(why, -EINVAL, "%s: not a valid hwloc XML topology", name);
         else if (synthetic)
-            rc = pf__fail(why, -EINVAL, "%s: hwloc cannot parse this synthetic description",
-                          name);
+            rc = pf__fail(why, -EINVAL, "%s: hwloc cannot parse this synthetic description", name);
         else
-            rc = pf__fail(why, -ENOTSUP, "%s: hwloc cannot read this machine's topology: %s",
-                          name, strerror(errno));
+            rc = pf__fail(why, -ENOTSUP, "%s: hwloc cannot read this machine's topology: %s", name,
+                          strerror(errno));
         goto out;
     }
     if (live) {
@@ -412,9 +407,7 @@ static int xml_check_in_child(const char *name, const char *xml, size_t xml_len,
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
-        return pf__fail(why, -ENOMEM, "%s: cannot check the XML file: %s", name,
-                        strerror(errno));
-    fflush(NULL); /* nothing buffered may be written twice */
+        return pf__fail(why, -ENOMEM, "%s: cannot check the XML file: %s", name, strerror(errno));
     pid_t pid = fork();
     if (pid < 0) {
         int err = errno;
@@ -441,22 +434,24 @@ static int xml_check_in_child(const char *name, const char *xml, size_t xml_len,
     }
     close(fds[1]);
     char byte = 0;
-    bool returned = false;
+    bool returned = false, hung = false;
     struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
     for (;;) {
         int ready = poll(&pfd, 1, XML_CHECK_TIMEOUT_MS);
         if (ready < 0 && errno == EINTR)
             continue;
-        if (ready <= 0)
-            break; /* hung, or poll failed: refuse */
+        if (ready <= 0) {
+            hung = true; /* or poll failed: refuse either way */
+            break;
+        }
         ssize_t got = read(fds[0], &byte, 1);
         if (got < 0 && errno == EINTR)
             continue;
-        returned = got == 1 && byte == 'k';
+        returned = got == 1 && byte == 'k'; /* end of file: the child died */
         break;
     }
     close(fds[0]);
-    if (!returned)
+    if (hung)
         kill(pid, SIGKILL);
     /* A parent that ignores SIGCHLD reaps nothing: ECHILD then, and the byte decides. */
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)

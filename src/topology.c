@@ -237,8 +237,8 @@ static int read_file(const char *path, char **text, size_t *len, char **why)
     FILE *f = fopen(path, "rb");
     if (!f) {
         int err = errno;
-        return pf__fail(why, err == EACCES ? -EACCES : -ENOENT, "cannot read topology '%s': %s",
-                        path, strerror(err));
+        return pf__fail(why, err == EACCES ? -EACCES : err == ENOENT ? -ENOENT : -EINVAL,
+                        "cannot read topology '%s': %s", path, strerror(err));
     }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
@@ -248,7 +248,8 @@ static int read_file(const char *path, char **text, size_t *len, char **why)
         n += got;
         if (got == 0) {
             if (ferror(f))
-                rc = pf__fail(why, -EIO, "cannot read topology '%s': %s", path, strerror(errno));
+                rc = pf__fail(why, -EINVAL, "cannot read topology '%s': %s", path,
+                              strerror(errno));
             break;
         }
         if (n == cap) {
@@ -296,7 +297,8 @@ int pf_topology_load(const char *source, pf_topology **out, char **why)
     int rc = read_file(source, &text, &len, why);
     if (rc < 0)
         return rc;
-    size_t i = 0;
+    /* XML by its first character, after a UTF-8 byte order mark and blanks. */
+    size_t i = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
     while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
         i++;
     if (i < len && text[i] == '<')

@@ -53,7 +53,8 @@ int pf__topology_parse_lscpu(const char *name, const char *text, size_t len,
 
 /*
  * Load through hwloc: the live machine (xml and synthetic NULL), an XML
- * export held in memory, or a synthetic description.
+ * export held in memory (xml[xml_len] must be a NUL), or a synthetic
+ * description.
  */
 int pf__topology_load_hwloc(const char *name, const char *xml, size_t xml_len,
                             const char *synthetic, pf_topology **out, char **why);

@@ -13,7 +13,10 @@ A case file:
     <expected standard error, exactly>
 
 `args` is split like a shell would (shlex) and run from the repository root
-with a clean environment: PATH, PINFER_PYTHON=python3, and the case's env.
+with a clean environment: PATH, PINFER_PYTHON=python3, CONDA_PREFIX set to
+the fake library tree tests/fixtures/libtree (searched first, so that the
+libraries found do not depend on this machine), and the case's env.  The
+repository's path in the output reads <root>.
 `--update` rewrites the expected parts from what the tool does now (review
 the diff before committing).  Prints a line per failure and a closing count.
 """
@@ -60,13 +63,15 @@ def render(case, out, err, status):
 
 
 def run_case(pinfer, case):
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PINFER_PYTHON": "python3"}
-    env.update(case["env"])
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PINFER_PYTHON": "python3",
+           "CONDA_PREFIX": os.path.join(ROOT, "tests", "fixtures", "libtree")}
+    env.update({k: v.replace("<root>", ROOT) for k, v in case["env"].items()})
     argv = shlex.split(case["args"])
     proc = subprocess.run([pinfer] + argv, cwd=ROOT, env=env, capture_output=True,
                           timeout=60)
-    return (proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"),
-            proc.returncode)
+    out = proc.stdout.decode("utf-8", "replace").replace(ROOT, "<root>")
+    err = proc.stderr.decode("utf-8", "replace").replace(ROOT, "<root>")
+    return out, err, proc.returncode
 
 
 def main():

@@ -161,9 +161,9 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
     case O_TCMALLOC:
     case O_JEMALLOC:
     case O_DEFAULT_ALLOC: {
-        tool_allocator a = spec->id == O_TCMALLOC   ? ALLOC_TCMALLOC
-                           : spec->id == O_JEMALLOC ? ALLOC_JEMALLOC
-                                                    : ALLOC_DEFAULT;
+        pf_allocator a = spec->id == O_TCMALLOC   ? PF_ALLOCATOR_TCMALLOC
+                         : spec->id == O_JEMALLOC ? PF_ALLOCATOR_JEMALLOC
+                                                  : PF_ALLOCATOR_DEFAULT;
         if (seen->allocator_flags++ > 0 && o->allocator != a)
             return usage_error(why, "choose one of --enable-tcmalloc, --enable-jemalloc and "
                                     "--use-default-allocator");
@@ -173,12 +173,12 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
     case O_ALLOCATOR:
         rc = parse_choice(name, value, allocators, &v, why);
         seen->memory_allocator_given = true;
-        o->allocator = (tool_allocator)v;
+        o->allocator = (pf_allocator)v;
         return rc;
-    case O_DISABLE_IOMP: o->omp = OMP_DEFAULT; return 0;
+    case O_DISABLE_IOMP: o->omp = PF_OMP_DEFAULT; return 0;
     case O_OMP_RUNTIME:
         rc = parse_choice(name, value, omps, &v, why);
-        o->omp = (tool_omp)v;
+        o->omp = (pf_omp_runtime)v;
         return rc;
     case O_DISABLE_NUMACTL: o->disable_numactl = true; return 0;
     case O_DISABLE_TASKSET: o->disable_taskset = true; return 0;
@@ -211,7 +211,7 @@ static int env_int(const char *var, int *out, char **why)
     char *end;
     errno = 0;
     long v = strtol(value, &end, 10);
-    if (*end || errno || v < 0 || v > (1L << 30))
+    if (*end || errno || value[0] < '0' || value[0] > '9' || v > (1L << 30))
         return usage_error(why, "%s='%s' is not a non-negative integer", var, value);
     *out = (int)v;
     return 0;

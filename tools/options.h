@@ -12,16 +12,14 @@
 
 typedef enum tool_command { CMD_RUN, CMD_PLAN, CMD_TOPO } tool_command;
 
-typedef enum tool_allocator { ALLOC_AUTO, ALLOC_DEFAULT, ALLOC_TCMALLOC, ALLOC_JEMALLOC } tool_allocator;
-typedef enum tool_omp { OMP_AUTO, OMP_DEFAULT, OMP_INTEL } tool_omp;
 
 typedef struct tool_options {
     tool_command command;
     pf_plan_options plan;
     const char *topology; /* --topology, else $PINFER_TOPOLOGY, else NULL (live) */
     bool json;
-    tool_allocator allocator;
-    tool_omp omp;
+    pf_allocator allocator;
+    pf_omp_runtime omp;
     bool disable_numactl;
     bool disable_taskset;
     bool module;

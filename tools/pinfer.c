@@ -1,6 +1,7 @@
 /*
  * pinfer - plan, launch and supervise pinned inference instances.
  *
+ *   pinfer run  [OPTIONS] [--] PROGRAM [ARGS...]     launch and supervise
  *   pinfer plan [OPTIONS] [--] [PROGRAM [ARGS...]]   print the plan
  *   pinfer topo [--topology SRC] [--json]            show the machine
  *
@@ -16,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define EXIT_USAGE 2
 
@@ -145,8 +148,8 @@ static void json_topology_summary(json_writer *w, const pf_topology *t)
     json_end_object(w);
 }
 
-static void print_plan_json(const pf_topology *t, const pf_plan *plan, const char **cmd,
-                            size_t ncmd, const tool_options *o)
+static void print_plan_json(const pf_topology *t, const pf_plan *plan, const pf_launch_env *env,
+                            const char **cmd, size_t ncmd, const tool_options *o)
 {
     json_writer w;
     json_init(&w, stdout);
@@ -171,9 +174,15 @@ static void print_plan_json(const pf_topology *t, const pf_plan *plan, const cha
     json_end_array(&w);
     json_key(&w, "env");
     json_begin_object(&w);
+    for (size_t i = 0; i < env->ncommon; i++) {
+        json_key(&w, env->common[i].name);
+        json_string(&w, env->common[i].value);
+    }
     json_end_object(&w);
     json_key(&w, "preload");
     json_begin_array(&w);
+    for (size_t i = 0; i < env->npreload; i++)
+        json_string(&w, env->preload[i]);
     json_end_array(&w);
     json_key(&w, "command");
     json_begin_array(&w);
@@ -186,6 +195,8 @@ static void print_plan_json(const pf_topology *t, const pf_plan *plan, const cha
         json_string(&w, o->notes[i]);
     for (size_t i = 0; i < plan->nwarnings; i++)
         json_string(&w, plan->warnings[i]);
+    for (size_t i = 0; i < env->nwarnings; i++)
+        json_string(&w, env->warnings[i]);
     json_end_array(&w);
     json_end_object(&w);
     json_finish(&w);
@@ -228,8 +239,18 @@ static void print_shell_quoted(FILE *out, const char *arg)
     fputc('\'', out);
 }
 
-static void print_plan_table(const pf_topology *t, const pf_plan *plan, const char **cmd,
-                             size_t ncmd, const tool_options *o)
+static void print_warnings(const tool_options *o, const pf_plan *plan, const pf_launch_env *env)
+{
+    for (int i = 0; i < o->nnotes; i++)
+        fprintf(stderr, "pinfer: warning: %s\n", o->notes[i]);
+    for (size_t i = 0; i < plan->nwarnings; i++)
+        fprintf(stderr, "pinfer: warning: %s\n", plan->warnings[i]);
+    for (size_t i = 0; env && i < env->nwarnings; i++)
+        fprintf(stderr, "pinfer: warning: %s\n", env->warnings[i]);
+}
+
+static void print_plan_table(const pf_topology *t, const pf_plan *plan, const pf_launch_env *env,
+                             const char **cmd, size_t ncmd, const tool_options *o)
 {
     size_t ncpus, nnodes;
     pf_topology_cpus(t, &ncpus);
@@ -250,6 +271,12 @@ static void print_plan_table(const pf_topology *t, const pf_plan *plan, const ch
         free(cpus);
         free(nodes);
     }
+    if (env->npreload > 0) {
+        fputs("preload:", stdout);
+        for (size_t i = 0; i < env->npreload; i++)
+            printf(" %s", env->preload[i]);
+        fputc('\n', stdout);
+    }
     if (ncmd > 0) {
         fputs("command:", stdout);
         for (size_t i = 0; i < ncmd; i++) {
@@ -258,11 +285,49 @@ static void print_plan_table(const pf_topology *t, const pf_plan *plan, const ch
         }
         fputc('\n', stdout);
     }
+    for (size_t i = 0; i < env->ncommon; i++)
+        printf("env: %s=%s\n", env->common[i].name, env->common[i].value);
     fflush(stdout);
-    for (int i = 0; i < o->nnotes; i++)
-        fprintf(stderr, "pinfer: warning: %s\n", o->notes[i]);
-    for (size_t i = 0; i < plan->nwarnings; i++)
-        fprintf(stderr, "pinfer: warning: %s\n", plan->warnings[i]);
+    print_warnings(o, plan, env);
+}
+
+/*
+ * Find the libraries the options may preload (only those: a launcher does
+ * this at every start) and compute every instance's environment.
+ */
+static int compute_env(const tool_options *o, const pf_plan *plan, const pf_topology *topo,
+                       char **found, pf_launch_env **env, char **why)
+{
+    pf_env_options eo;
+    pf_env_options_init(&eo);
+    eo.allocator = o->allocator;
+    eo.omp = o->omp;
+    eo.cpu_binding = !(o->disable_numactl && o->disable_taskset);
+    eo.environ = environ;
+    bool want[PF_LIBRARY_COUNT] = {
+        [PF_LIBRARY_TCMALLOC] = o->allocator == PF_ALLOCATOR_AUTO ||
+                                o->allocator == PF_ALLOCATOR_TCMALLOC,
+        [PF_LIBRARY_JEMALLOC] = o->allocator == PF_ALLOCATOR_JEMALLOC,
+        [PF_LIBRARY_IOMP] = o->omp != PF_OMP_DEFAULT,
+    };
+    for (int lib = 0; lib < PF_LIBRARY_COUNT; lib++) {
+        found[lib] = NULL;
+        if (want[lib] && pf_library_find((pf_library)lib, NULL, true, &found[lib]) < 0)
+            found[lib] = NULL;
+    }
+    /* auto falls back to jemalloc only when tcmalloc is missing */
+    if (o->allocator == PF_ALLOCATOR_AUTO && !found[PF_LIBRARY_TCMALLOC] &&
+        pf_library_find(PF_LIBRARY_JEMALLOC, NULL, true, &found[PF_LIBRARY_JEMALLOC]) < 0)
+        found[PF_LIBRARY_JEMALLOC] = NULL;
+    for (int lib = 0; lib < PF_LIBRARY_COUNT; lib++)
+        eo.libraries[lib] = found[lib];
+    return pf_env_compute(plan, topo, &eo, env, why);
+}
+
+static void free_found(char **found)
+{
+    for (int lib = 0; lib < PF_LIBRARY_COUNT; lib++)
+        free(found[lib]);
 }
 
 static int load_topology(const tool_options *o, pf_topology **topo)
@@ -272,34 +337,98 @@ static int load_topology(const tool_options *o, pf_topology **topo)
     return rc < 0 ? fail_code(o->json, rc, why) : 0;
 }
 
-static int cmd_plan(const tool_options *o)
-{
+/* Topology, plan and environment: what `plan` prints and `run` launches. */
+typedef struct prepared {
     pf_topology *topo;
-    int status = load_topology(o, &topo);
+    pf_plan *plan;
+    pf_launch_env *env;
+    char *found[PF_LIBRARY_COUNT];
+    const char **cmd;
+    size_t ncmd;
+    char *python;
+} prepared;
+
+static void prepared_free(prepared *p)
+{
+    free(p->python);
+    free(p->cmd);
+    free_found(p->found);
+    pf_launch_env_free(p->env);
+    pf_plan_free(p->plan);
+    pf_topology_free(p->topo);
+}
+
+static int prepare(const tool_options *o, prepared *p)
+{
+    memset(p, 0, sizeof *p);
+    int status = load_topology(o, &p->topo);
     if (status)
         return status;
-    pf_plan *plan;
     char *why = NULL;
-    int rc = pf_plan_instances(topo, &o->plan, &plan, &why);
+    int rc = 0;
+    if (o->command == CMD_RUN && !pf_topology_is_live(p->topo))
+        rc = -EINVAL, why = strdup("run launches on this machine: --topology must be live "
+                                   "(use `pinfer plan --topology ...` to plan for another)");
+    if (rc == 0)
+        rc = pf_plan_instances(p->topo, &o->plan, &p->plan, &why);
+    if (rc == 0)
+        rc = compute_env(o, p->plan, p->topo, p->found, &p->env, &why);
+    if (rc == 0) {
+        p->cmd = calloc((size_t)o->nprogram + 4, sizeof *p->cmd);
+        rc = p->cmd ? 0 : -ENOMEM;
+    }
     if (rc < 0) {
-        pf_topology_free(topo);
+        prepared_free(p);
         return fail_code(o->json, rc, why);
     }
-    const char **cmd = calloc((size_t)o->nprogram + 4, sizeof *cmd);
-    char *python = NULL;
-    if (!cmd) {
-        status = fail_code(o->json, -ENOMEM, NULL);
-    } else {
-        size_t ncmd = build_command(o, cmd, &python);
-        if (o->json)
-            print_plan_json(topo, plan, cmd, ncmd, o);
-        else
-            print_plan_table(topo, plan, cmd, ncmd, o);
+    p->ncmd = build_command(o, p->cmd, &p->python);
+    return 0;
+}
+
+static int cmd_plan(const tool_options *o)
+{
+    prepared p;
+    int status = prepare(o, &p);
+    if (status)
+        return status;
+    if (o->json)
+        print_plan_json(p.topo, p.plan, p.env, p.cmd, p.ncmd, o);
+    else
+        print_plan_table(p.topo, p.plan, p.env, p.cmd, p.ncmd, o);
+    prepared_free(&p);
+    return 0;
+}
+
+static int cmd_run(const tool_options *o)
+{
+    prepared p;
+    int status = prepare(o, &p);
+    if (status)
+        return status;
+    if (!o->no_python && !p.python) {
+        prepared_free(&p);
+        return fail_usage(false, "no python3 on PATH (set PINFER_PYTHON, or use --no-python)");
     }
-    free(python);
-    free(cmd);
-    pf_plan_free(plan);
-    pf_topology_free(topo);
+    print_warnings(o, p.plan, p.env);
+    pf_launch_options lo;
+    pf_launch_options_init(&lo);
+    lo.argv = (char *const *)p.cmd;
+    lo.search_path = o->no_python;
+    lo.bind_cpus = !(o->disable_numactl && o->disable_taskset);
+    lo.bind_memory = !o->disable_numactl;
+    lo.log_dir = o->log_dir;
+    lo.log_prefix = o->log_prefix;
+    const char *grace = getenv("PINFER_GRACE_MS");
+    if (grace && *grace)
+        lo.grace_ms = (int)strtol(grace, NULL, 10);
+    char *why = NULL;
+    int rc = pf_launch(p.plan, p.env, &lo, &status, &why);
+    prepared_free(&p);
+    if (rc < 0) {
+        fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
+        free(why);
+        return rc == -ENOENT || rc == -EACCES ? 127 : (status ? status : 1);
+    }
     return status;
 }
 
@@ -541,12 +670,14 @@ int main(int argc, char **argv)
         return 0;
     }
     tool_command command;
-    if (strcmp(sub, "plan") == 0)
+    if (strcmp(sub, "run") == 0)
+        command = CMD_RUN;
+    else if (strcmp(sub, "plan") == 0)
         command = CMD_PLAN;
     else if (strcmp(sub, "topo") == 0)
         command = CMD_TOPO;
     else {
-        fprintf(stderr, "pinfer: error: unknown command '%s' (commands: plan, topo)\n", sub);
+        fprintf(stderr, "pinfer: error: unknown command '%s' (commands: run, plan, topo)\n", sub);
         return EXIT_USAGE;
     }
     for (int i = 2; i < argc; i++) {
@@ -562,5 +693,9 @@ int main(int argc, char **argv)
     int rc = tool_parse_options(command, argc - 1, argv + 1, &opts, &why);
     if (rc < 0)
         return fail_code(tool_options_want_json(argc - 1, argv + 1), rc, why);
-    return command == CMD_PLAN ? cmd_plan(&opts) : cmd_topo(&opts);
+    switch (command) {
+    case CMD_RUN: return cmd_run(&opts);
+    case CMD_PLAN: return cmd_plan(&opts);
+    default: return cmd_topo(&opts);
+    }
 }

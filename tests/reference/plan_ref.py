@@ -40,7 +40,8 @@ repeated next to the code that implements it:
      default, and "split evenly" asks for no particular size), so --multi-instance
      --ncores-per-instance -1 means --throughput-mode.
  D10 --core-list takes precedence over --node-id / --nodes-list ("otherwise" in step 1):
-     the node options are then not used (an unknown node is not checked), but giving both
+     the node options are then not used (an unknown node or a malformed --nodes-list is
+     not checked), but giving both
      --node-id and --nodes-list is an error in every case.
  D11 --ninstances below -1 is an error (like 0); --node-id below -1 names a node that does
      not exist (an error when the node options are used); --rank below -1 is an index
@@ -56,12 +57,12 @@ repeated next to the code that implements it:
  D15 E-cores (lscpu input): sorted distinct MAXMHZ values; every step between neighbours
      that is >= 15% of the maximum value counts; every CPU whose MAXMHZ is below the
      highest such step is an E-core.  Exact decimal arithmetic.  No MAXMHZ -> no E-cores.
- D17 LOCAL_WORLD_SIZE / LOCAL_RANK (strings from the environment; -1 = not set): an empty
-     value is not set; otherwise each must be a non-negative decimal integer (else an error,
-     whenever it is set).  LOCAL_WORLD_SIZE 0 or 1 means no split.
  D16 Without bind, NI = 1 and no NC: one instance of all candidates; with bind and no
      NI / NC (NI = 1) the step-6 sharing applies literally: one instance on the node with
      the most candidates (the first such node on ties).
+ D17 LOCAL_WORLD_SIZE / LOCAL_RANK (strings from the environment; -1 = not set): an empty
+     value is not set; otherwise each must be a non-negative decimal integer (else an error,
+     whenever it is set).  LOCAL_WORLD_SIZE 0 or 1 means no split.
 """
 
 from fractions import Fraction

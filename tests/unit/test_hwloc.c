@@ -177,19 +177,29 @@ static void test_synthetic_malformed(void **state)
 }
 
 /* An hwloc XML export of a synthetic topology, written to a temporary file. */
-static char *export_to_file(const char *synthetic, bool hybrid)
+enum kinds { NO_KINDS, RANKED_KINDS, UNRANKED_KINDS, FREQUENCY_KINDS };
+
+static char *export_to_file(const char *synthetic, enum kinds kinds)
 {
     hwloc_topology_t h;
     assert_int_equal(hwloc_topology_init(&h), 0);
     assert_int_equal(hwloc_topology_set_synthetic(h, synthetic), 0);
     assert_int_equal(hwloc_topology_load(h), 0);
-    if (hybrid) {
-        /* CPUs 0-3 a fast kind, 4-7 a slow one (hwloc ranks higher = faster). */
+    if (kinds != NO_KINDS) {
+        /*
+         * CPUs 0-3 a fast kind, 4-7 a slow one (hwloc ranks higher = faster);
+         * or two kinds that nothing ranks.
+         */
         hwloc_bitmap_t fast = hwloc_bitmap_alloc(), slow = hwloc_bitmap_alloc();
         hwloc_bitmap_set_range(fast, 0, 3);
         hwloc_bitmap_set_range(slow, 4, 7);
-        assert_int_equal(hwloc_cpukinds_register(h, slow, 0, 0, NULL, 0), 0);
-        assert_int_equal(hwloc_cpukinds_register(h, fast, 1, 0, NULL, 0), 0);
+        bool ranked = kinds == RANKED_KINDS, mhz = kinds == FREQUENCY_KINDS;
+        struct hwloc_info_s slow_mhz = {"FrequencyMaxMHz", "2500"};
+        struct hwloc_info_s fast_mhz = {"FrequencyMaxMHz", "4000"};
+        assert_int_equal(
+            hwloc_cpukinds_register(h, slow, ranked ? 0 : -1, mhz, mhz ? &slow_mhz : NULL, 0), 0);
+        assert_int_equal(
+            hwloc_cpukinds_register(h, fast, ranked ? 1 : -1, mhz, mhz ? &fast_mhz : NULL, 0), 0);
         hwloc_bitmap_free(fast);
         hwloc_bitmap_free(slow);
     }
@@ -234,7 +244,7 @@ static void test_xml_round_trip(void **state)
 {
     (void)state;
     const char *desc = "pack:2 numa:2 l3:1 core:4 pu:2";
-    char *path = export_to_file(desc, false);
+    char *path = export_to_file(desc, NO_KINDS);
     char source[256];
     snprintf(source, sizeof source, "synthetic:%s", desc);
     pf_topology *from_xml = load(path);
@@ -254,13 +264,42 @@ static void test_xml_round_trip(void **state)
 static void test_xml_cpu_kinds(void **state)
 {
     (void)state;
-    char *path = export_to_file("pack:1 numa:1 core:4 pu:2", true);
+    char *path = export_to_file("pack:1 numa:1 core:4 pu:2", RANKED_KINDS);
     pf_topology *t = load(path);
     size_t n;
     const pf_cpu_info *c = pf_topology_cpus(t, &n);
     assert_int_equal(n, 8);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(c[i].efficiency, i >= 4);
+    pf_topology_free(t);
+    unlink(path);
+    free(path);
+
+    /*
+     * Kinds that hwloc does not rank, with frequencies: the MAXMHZ rule decides
+     * (4000 vs 2500 MHz is a step of more than 15%).
+     */
+    path = export_to_file("pack:1 numa:1 core:4 pu:2", FREQUENCY_KINDS);
+    const char *saved = getenv("HWLOC_CPUKINDS_RANKING");
+    assert_null(saved);
+    setenv("HWLOC_CPUKINDS_RANKING", "none", 1);
+    t = load(path);
+    unsetenv("HWLOC_CPUKINDS_RANKING");
+    c = pf_topology_cpus(t, &n);
+    assert_int_equal(n, 8);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(c[i].efficiency, i >= 4);
+    pf_topology_free(t);
+    unlink(path);
+    free(path);
+
+    /* Kinds without a ranking (and without frequencies) tell nothing: no E-cores. */
+    path = export_to_file("pack:1 numa:1 core:4 pu:2", UNRANKED_KINDS);
+    t = load(path);
+    c = pf_topology_cpus(t, &n);
+    assert_int_equal(n, 8);
+    for (size_t i = 0; i < n; i++)
+        assert_false(c[i].efficiency);
     pf_topology_free(t);
     unlink(path);
     free(path);
@@ -321,7 +360,7 @@ static bool in_affinity(int cpu)
 static void test_xml_with_sigchld_ignored(void **state)
 {
     (void)state;
-    char *path = export_to_file("pack:1 numa:1 core:2 pu:2", false);
+    char *path = export_to_file("pack:1 numa:1 core:2 pu:2", NO_KINDS);
     struct sigaction ign = {.sa_handler = SIG_IGN}, old;
     sigemptyset(&ign.sa_mask);
     assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);

@@ -347,7 +347,7 @@ static void add_old_cache(image *img, const entry *e, size_t n, bool then_new)
 
 static const entry sample[] = {
     {FLAGS, "libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6", 0},
-    {0x0003, "libtcmalloc.so.4", "/usr/lib32/libtcmalloc.so.4", 0}, /* another ABI */
+    {0x0003, "libtcmalloc.so.4", "/usr/lib32/libtcmalloc.so.4", 0},          /* another ABI */
     {FLAGS, "libtcmalloc.so.4", "/usr/lib/hw/libtcmalloc.so.4", 1ull << 62}, /* hwcap copy */
     {FLAGS, "libtcmalloc.so.4", "/opt/a/libtcmalloc.so.4", 0},
     {FLAGS, "libtcmalloc.so.4", "/opt/b/libtcmalloc.so.4", 0},

@@ -1,0 +1,461 @@
+/*
+ * env.c - the environment of each instance (launcher.md section 4).
+ *
+ * A pure function of the plan, the options, the libraries found and the
+ * current environment (the only question it asks outside is whether an
+ * LD_PRELOAD entry exists, through a callback tests replace).  The steps:
+ *   1. choose the allocator and the OpenMP runtime from what was found;
+ *   2. merge LD_PRELOAD: existing entries that exist, then the allocator,
+ *      then the OpenMP runtime, never the same library or two of one kind;
+ *   3. per instance: OMP_NUM_THREADS, the runtime's placement variables,
+ *      MALLOC_CONF for jemalloc; an existing non-empty value wins.
+ */
+#include "util.h"
+
+#include "pinfer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define JEMALLOC_CONF "oversize_threshold:1,background_thread:true,metadata_thp:auto"
+#define KMP_AFFINITY_COMPACT "granularity=fine,compact,1,0"
+
+void pf_env_options_init(pf_env_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->allocator = PF_ALLOCATOR_AUTO;
+    o->omp = PF_OMP_AUTO;
+    o->cpu_binding = true;
+}
+
+/* What kind of library a preload entry is, by its file name. */
+typedef enum lib_kind { KIND_OTHER, KIND_ALLOCATOR, KIND_OPENMP } lib_kind;
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static lib_kind kind_of(const char *path)
+{
+    static const char *const allocators[] = {"libtcmalloc", "libjemalloc", "libmimalloc", NULL};
+    static const char *const openmps[] = {"libiomp5.", "libomp.", "libomp5.", "libgomp.", NULL};
+    const char *name = base_name(path);
+    for (int i = 0; allocators[i]; i++)
+        if (strncmp(name, allocators[i], strlen(allocators[i])) == 0)
+            return KIND_ALLOCATOR;
+    for (int i = 0; openmps[i]; i++)
+        if (strncmp(name, openmps[i], strlen(openmps[i])) == 0)
+            return KIND_OPENMP;
+    return KIND_OTHER;
+}
+
+static const char *env_value(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; envp && envp[i]; i++)
+        if (strncmp(envp[i], name, len) == 0 && envp[i][len] == '=')
+            return envp[i] + len + 1;
+    return NULL;
+}
+
+static bool default_exists(const char *path, void *ctx)
+{
+    (void)ctx;
+    return access(path, F_OK) == 0;
+}
+
+typedef struct builder {
+    pf_launch_env *env;
+    const pf_env_options *opts;
+    int rc;
+    char *kept; /* "NAME=value, ..." of existing values that won */
+} builder;
+
+static void warn(builder *b, const char *fmt, ...) PF__PRINTF(2, 3);
+static void warn(builder *b, const char *fmt, ...)
+{
+    if (b->rc)
+        return;
+    char **grown = realloc(b->env->warnings, (b->env->nwarnings + 1) * sizeof *grown);
+    va_list ap;
+    va_start(ap, fmt);
+    char *line = grown ? pf__vstrdupf(fmt, ap) : NULL;
+    va_end(ap);
+    if (grown)
+        b->env->warnings = grown;
+    if (!line) {
+        b->rc = -ENOMEM;
+        return;
+    }
+    b->env->warnings[b->env->nwarnings++] = line;
+}
+
+static void add_preload(builder *b, const char *path)
+{
+    if (b->rc)
+        return;
+    for (size_t i = 0; i < b->env->npreload; i++)
+        if (strcmp(b->env->preload[i], path) == 0)
+            return;
+    char **grown = realloc(b->env->preload, (b->env->npreload + 1) * sizeof *grown);
+    char *copy = grown ? strdup(path) : NULL;
+    if (grown)
+        b->env->preload = grown;
+    if (!copy) {
+        b->rc = -ENOMEM;
+        return;
+    }
+    b->env->preload[b->env->npreload++] = copy;
+}
+
+/* The existing LD_PRELOAD entry of this kind, or NULL. */
+static const char *preloaded_kind(const builder *b, lib_kind kind)
+{
+    for (size_t i = 0; i < b->env->npreload; i++)
+        if (kind_of(b->env->preload[i]) == kind)
+            return b->env->preload[i];
+    return NULL;
+}
+
+/* Keep the existing LD_PRELOAD entries that exist, in order. */
+static void merge_existing_preload(builder *b)
+{
+    const char *existing = env_value(b->opts->environ, "LD_PRELOAD");
+    if (!existing)
+        return;
+    bool (*exists)(const char *, void *) =
+        b->opts->file_exists ? b->opts->file_exists : default_exists;
+    const char *p = existing;
+    while (*p && !b->rc) {
+        size_t skip = strspn(p, ": \t");
+        p += skip;
+        size_t len = strcspn(p, ": \t");
+        if (len == 0)
+            break;
+        char *entry = strndup(p, len);
+        if (!entry) {
+            b->rc = -ENOMEM;
+            break;
+        }
+        if (exists(entry, b->opts->ctx))
+            add_preload(b, entry);
+        else
+            warn(b, "LD_PRELOAD entry %s does not exist: dropped", entry);
+        free(entry);
+        p += len;
+    }
+}
+
+/*
+ * Add our library of a kind unless the environment already preloads one of
+ * that kind; returns the file in effect (ours, theirs) or NULL.
+ */
+static const char *preload_ours(builder *b, lib_kind kind, const char *ours)
+{
+    const char *theirs = preloaded_kind(b, kind);
+    if (theirs) {
+        if (strcmp(base_name(theirs), base_name(ours)) != 0)
+            warn(b, "LD_PRELOAD already has %s: not adding %s", theirs, ours);
+        return theirs;
+    }
+    add_preload(b, ours);
+    return ours;
+}
+
+static pf_allocator choose_allocator(builder *b)
+{
+    const pf_env_options *o = b->opts;
+    const char *tc = o->libraries[PF_LIBRARY_TCMALLOC], *je = o->libraries[PF_LIBRARY_JEMALLOC];
+    switch (o->allocator) {
+    case PF_ALLOCATOR_AUTO: return tc ? PF_ALLOCATOR_TCMALLOC : je ? PF_ALLOCATOR_JEMALLOC
+                                                                : PF_ALLOCATOR_DEFAULT;
+    case PF_ALLOCATOR_TCMALLOC:
+    case PF_ALLOCATOR_JEMALLOC: {
+        pf_library lib =
+            o->allocator == PF_ALLOCATOR_TCMALLOC ? PF_LIBRARY_TCMALLOC : PF_LIBRARY_JEMALLOC;
+        if (o->libraries[lib])
+            return o->allocator;
+        warn(b, "%s was asked for but not found (apt-get install %s): using the default allocator",
+             pf_library_name(lib), pf_library_package(lib));
+        return PF_ALLOCATOR_DEFAULT;
+    }
+    default: return PF_ALLOCATOR_DEFAULT;
+    }
+}
+
+static pf_omp_runtime choose_omp(builder *b)
+{
+    const char *iomp = b->opts->libraries[PF_LIBRARY_IOMP];
+    switch (b->opts->omp) {
+    case PF_OMP_AUTO: return iomp ? PF_OMP_INTEL : PF_OMP_DEFAULT;
+    case PF_OMP_INTEL:
+        if (iomp)
+            return PF_OMP_INTEL;
+        warn(b, "Intel OpenMP was asked for but not found (apt-get install %s): using the "
+                "program's default OpenMP runtime",
+             pf_library_package(PF_LIBRARY_IOMP));
+        return PF_OMP_DEFAULT;
+    default: return PF_OMP_DEFAULT;
+    }
+}
+
+/* Set name=value for instance i unless the environment has a non-empty value. */
+static void assign(builder *b, size_t i, const char *name, char *value)
+{
+    if (!value)
+        b->rc = b->rc ? b->rc : -ENOMEM;
+    if (b->rc) {
+        free(value);
+        return;
+    }
+    pf_launch_env *env = b->env;
+    const char *existing = env_value(b->opts->environ, name);
+    if (existing && *existing && strcmp(name, "LD_PRELOAD") != 0) {
+        if (i == 0) {
+            char *kept = b->kept ? pf__strdupf("%s, %s=%s", b->kept, name, existing)
+                                 : pf__strdupf("%s=%s", name, existing);
+            free(b->kept);
+            b->kept = kept;
+            if (!kept)
+                b->rc = -ENOMEM;
+        }
+        free(value);
+        return;
+    }
+    pf_env_var *grown = realloc(env->vars[i], (env->nvars[i] + 1) * sizeof *grown);
+    char *copy = grown ? strdup(name) : NULL;
+    if (grown)
+        env->vars[i] = grown;
+    if (!copy) {
+        b->rc = -ENOMEM;
+        free(value);
+        return;
+    }
+    env->vars[i][env->nvars[i]++] = (pf_env_var){copy, value};
+}
+
+/* "{4},{5},{6}" (OpenMP places) or "4,5,6" (a KMP proclist). */
+static char *cpu_places(const pf_instance *in, bool braces)
+{
+    size_t cap = in->ncpus * 16 + 1, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    for (size_t k = 0; k < in->ncpus; k++)
+        len += (size_t)snprintf(out + len, cap - len, braces ? "%s{%d}" : "%s%d", k ? "," : "",
+                                in->cpus[k]);
+    return out;
+}
+
+static bool plan_uses_every_cpu(const pf_plan *plan, const pf_topology *topo)
+{
+    size_t ncpus, used = 0;
+    pf_topology_cpus(topo, &ncpus);
+    for (size_t i = 0; i < plan->ninstances; i++)
+        used += plan->instances[i].ncpus;
+    return used >= ncpus; /* instances never share a CPU */
+}
+
+static char *join_preload(const pf_launch_env *env)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < env->npreload; i++)
+        len += strlen(env->preload[i]) + 1;
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    size_t at = 0;
+    for (size_t i = 0; i < env->npreload; i++) {
+        size_t n = strlen(env->preload[i]);
+        if (i)
+            out[at++] = ':';
+        memcpy(out + at, env->preload[i], n);
+        at += n;
+        out[at] = '\0';
+    }
+    return out;
+}
+
+static void instance_env(builder *b, const pf_plan *plan, const pf_topology *topo, size_t i)
+{
+    const pf_instance *in = &plan->instances[i];
+    pf_launch_env *env = b->env;
+    if (env->npreload > 0 || env_value(b->opts->environ, "LD_PRELOAD"))
+        assign(b, i, "LD_PRELOAD", join_preload(env));
+    assign(b, i, "OMP_NUM_THREADS", pf__strdupf("%d", in->threads));
+    if (env->omp == PF_OMP_INTEL) {
+        assign(b, i, "KMP_BLOCKTIME", strdup("1"));
+        if (!b->opts->cpu_binding) {
+            char *list = cpu_places(in, false);
+            assign(b, i, "KMP_AFFINITY",
+                   list ? pf__strdupf("granularity=fine,proclist=[%s],explicit", list) : NULL);
+            free(list);
+        } else if (!plan_uses_every_cpu(plan, topo)) {
+            assign(b, i, "KMP_AFFINITY", strdup(KMP_AFFINITY_COMPACT));
+        }
+    } else {
+        /* GNU: one place per CPU, thread t on the instance's CPU t. */
+        assign(b, i, "OMP_PROC_BIND", strdup("close"));
+        assign(b, i, "OMP_PLACES", b->opts->cpu_binding ? strdup("threads") : cpu_places(in, true));
+    }
+    if (env->allocator == PF_ALLOCATOR_JEMALLOC)
+        assign(b, i, "MALLOC_CONF", strdup(JEMALLOC_CONF));
+}
+
+/* The assignments all instances share, for --json. */
+static void find_common(builder *b)
+{
+    pf_launch_env *env = b->env;
+    if (b->rc || env->ninstances == 0)
+        return;
+    env->common = calloc(env->nvars[0] + 1, sizeof *env->common);
+    if (!env->common) {
+        b->rc = -ENOMEM;
+        return;
+    }
+    for (size_t k = 0; k < env->nvars[0]; k++) {
+        const pf_env_var *v = &env->vars[0][k];
+        bool everywhere = true;
+        for (size_t i = 1; i < env->ninstances && everywhere; i++) {
+            bool found = false;
+            for (size_t j = 0; j < env->nvars[i] && !found; j++)
+                found = !strcmp(env->vars[i][j].name, v->name) &&
+                        !strcmp(env->vars[i][j].value, v->value);
+            everywhere = found;
+        }
+        if (everywhere) {
+            env->common[env->ncommon].name = strdup(v->name);
+            env->common[env->ncommon].value = strdup(v->value);
+            if (!env->common[env->ncommon].name || !env->common[env->ncommon].value) {
+                free(env->common[env->ncommon].name);
+                free(env->common[env->ncommon].value);
+                b->rc = -ENOMEM;
+                return;
+            }
+            env->ncommon++;
+        }
+    }
+}
+
+int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_options *opts,
+                   pf_launch_env **out, char **why)
+{
+    if (!plan || !topo || !opts || !out)
+        return pf__fail(why, -EINVAL, "no plan, topology or options");
+    pf_launch_env *env = calloc(1, sizeof *env);
+    builder b = {.env = env, .opts = opts};
+    if (env) {
+        env->ninstances = plan->ninstances;
+        env->vars = calloc(plan->ninstances + 1, sizeof *env->vars);
+        env->nvars = calloc(plan->ninstances + 1, sizeof *env->nvars);
+    }
+    if (!env || !env->vars || !env->nvars) {
+        pf_launch_env_free(env);
+        return pf__fail(why, -ENOMEM, "out of memory");
+    }
+    env->allocator = choose_allocator(&b);
+    env->omp = choose_omp(&b);
+    merge_existing_preload(&b);
+    if (env->allocator != PF_ALLOCATOR_DEFAULT && !b.rc) {
+        pf_library lib =
+            env->allocator == PF_ALLOCATOR_TCMALLOC ? PF_LIBRARY_TCMALLOC : PF_LIBRARY_JEMALLOC;
+        const char *used = preload_ours(&b, KIND_ALLOCATOR, opts->libraries[lib]);
+        /* Theirs wins; MALLOC_CONF follows what is really preloaded. */
+        if (used && strncmp(base_name(used), "libjemalloc", 11) == 0)
+            env->allocator = PF_ALLOCATOR_JEMALLOC;
+        else if (used && strncmp(base_name(used), "libtcmalloc", 11) == 0)
+            env->allocator = PF_ALLOCATOR_TCMALLOC;
+    }
+    if (env->omp == PF_OMP_INTEL && !b.rc) {
+        const char *used = preload_ours(&b, KIND_OPENMP, opts->libraries[PF_LIBRARY_IOMP]);
+        if (used && strncmp(base_name(used), "libgomp.", 8) == 0)
+            env->omp = PF_OMP_DEFAULT;
+    }
+    for (size_t i = 0; i < plan->ninstances && !b.rc; i++)
+        instance_env(&b, plan, topo, i);
+    if (b.kept)
+        warn(&b, "keeping %s from the environment over pinfer's values", b.kept);
+    find_common(&b);
+    free(b.kept);
+    if (b.rc) {
+        pf_launch_env_free(env);
+        return pf__fail(why, b.rc, "out of memory");
+    }
+    *out = env;
+    return 0;
+}
+
+void pf_launch_env_free(pf_launch_env *env)
+{
+    if (!env)
+        return;
+    for (size_t i = 0; env->vars && i < env->ninstances; i++) {
+        for (size_t k = 0; k < env->nvars[i]; k++) {
+            free(env->vars[i][k].name);
+            free(env->vars[i][k].value);
+        }
+        free(env->vars[i]);
+    }
+    for (size_t k = 0; k < env->ncommon; k++) {
+        free(env->common[k].name);
+        free(env->common[k].value);
+    }
+    for (size_t k = 0; k < env->npreload; k++)
+        free(env->preload[k]);
+    for (size_t k = 0; k < env->nwarnings; k++)
+        free(env->warnings[k]);
+    free(env->vars);
+    free(env->nvars);
+    free(env->common);
+    free(env->preload);
+    free(env->warnings);
+    free(env);
+}
+
+void pf_strv_free(char **strv)
+{
+    for (size_t i = 0; strv && strv[i]; i++)
+        free(strv[i]);
+    free(strv);
+}
+
+int pf_launch_env_apply(const pf_launch_env *env, size_t instance, char *const *base, char ***out)
+{
+    if (!env || !out || instance >= env->ninstances)
+        return -EINVAL;
+    size_t nbase = 0;
+    while (base && base[nbase])
+        nbase++;
+    const pf_env_var *vars = env->vars[instance];
+    size_t nvars = env->nvars[instance];
+    char **result = calloc(nbase + nvars + 1, sizeof *result);
+    if (!result)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < nbase; i++) {
+        bool replaced = false;
+        for (size_t k = 0; k < nvars && !replaced; k++) {
+            size_t len = strlen(vars[k].name);
+            replaced = strncmp(base[i], vars[k].name, len) == 0 && base[i][len] == '=';
+        }
+        if (replaced)
+            continue;
+        if (!(result[n++] = strdup(base[i])))
+            goto oom;
+    }
+    for (size_t k = 0; k < nvars; k++)
+        if (!(result[n++] = pf__strdupf("%s=%s", vars[k].name, vars[k].value)))
+            goto oom;
+    *out = result;
+    return 0;
+oom:
+    pf_strv_free(result);
+    return -ENOMEM;
+}
