@@ -49,8 +49,8 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 
-.PHONY: all lib tool tests benches check unit golden fuzz install clean style
-all: lib tool tests benches
+.PHONY: all lib tool tests benches demo check unit golden fuzz install clean style
+all: lib tool tests benches demo
 
 lib: $(B)/libpinfer.a $(B)/libpinfer.so.$(SOVERSION)
 tool: $(B)/pinfer
@@ -85,6 +85,12 @@ $(B)/tests/%: tests/unit/%.c $(B)/libpinfer.a $(wildcard tests/unit/*.h)
 $(B)/bench/%: bench/%.c $(B)/libpinfer.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(B)/libpinfer.a $(LDFLAGS) $(LDLIBS)
+
+# The demo workload (OpenMP dense layers) that scripts/demo.sh launches.
+demo: $(B)/pinfer-demo
+$(B)/pinfer-demo: demo/pinfer_demo.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fopenmp -O3 -march=native -o $@ $< $(LDFLAGS) -fopenmp
 
 check: unit golden
 

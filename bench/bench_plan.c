@@ -11,59 +11,10 @@
  *     topology for several option sets.
  * Figures are medians and 90th percentiles over many runs.
  */
+#include "bench.h"
 #include "pinfer.h"
 
-#include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-
-extern char **environ;
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void report(const char *what, double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    printf("%-52s median %9.1f us   p90 %9.1f us   (n=%d)\n", what, v[n / 2], v[n * 9 / 10], n);
-}
-
-/* Wall time of one spawn-to-exit of argv, output to /dev/null. */
-static double time_process(char **argv)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 1, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", 1, 0);
-    double t0 = now_us();
-    pid_t pid;
-    if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
-        fprintf(stderr, "bench_plan: cannot run %s\n", argv[0]);
-        exit(1);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    double t = now_us() - t0;
-    posix_spawn_file_actions_destroy(&fa);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "bench_plan: %s failed\n", argv[0]);
-        exit(1);
-    }
-    return t;
-}
 
 #define RUNS 200
 
@@ -76,25 +27,25 @@ int main(int argc, char **argv)
     char *plan_argv[] = {pinfer, "plan", NULL};
     char *true_argv[] = {"/bin/true", NULL};
     for (int i = 0; i < RUNS; i++) {
-        a[i] = time_process(plan_argv);
-        b[i] = time_process(true_argv);
+        a[i] = bench_time_process(plan_argv);
+        b[i] = bench_time_process(true_argv);
     }
-    report("`pinfer plan` (live topology), whole process", a, RUNS);
-    report("`/bin/true`, whole process (the floor)", b, RUNS);
+    bench_report("`pinfer plan` (live topology), whole process", a, RUNS);
+    bench_report("`/bin/true`, whole process (the floor)", b, RUNS);
     printf("%-52s %9.1f us (target: `pinfer plan` under 5000 us)\n", "pinfer plan minus the floor",
            a[RUNS / 2] - b[RUNS / 2]);
 
     for (int i = 0; i < RUNS; i++) {
-        double t0 = now_us();
+        double t0 = bench_now_us();
         pf_topology *t;
         if (pf_topology_load(NULL, &t, NULL) < 0) {
             fprintf(stderr, "bench_plan: cannot load the live topology\n");
             return 1;
         }
-        a[i] = now_us() - t0;
+        a[i] = bench_now_us() - t0;
         pf_topology_free(t);
     }
-    report("live topology load, in process", a, RUNS);
+    bench_report("live topology load, in process", a, RUNS);
 
     const char *src = "synthetic:pack:8 numa:1 core:64 pu:2";
     pf_topology *big;
@@ -127,18 +78,18 @@ int main(int argc, char **argv)
         default: break;
         }
         for (int i = 0; i < RUNS; i++) {
-            double t0 = now_us();
+            double t0 = bench_now_us();
             pf_plan *plan;
             if (pf_plan_instances(big, &o, &plan, NULL) < 0) {
                 fprintf(stderr, "bench_plan: planning '%s' failed\n", names[k]);
                 return 1;
             }
-            a[i] = now_us() - t0;
+            a[i] = bench_now_us() - t0;
             pf_plan_free(plan);
         }
         char label[80];
         snprintf(label, sizeof label, "  %s", names[k]);
-        report(label, a, RUNS);
+        bench_report(label, a, RUNS);
     }
     printf("(target: planning a 1024-CPU topology under 5000 us)\n");
     pf_topology_free(big);
