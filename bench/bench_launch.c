@@ -53,8 +53,8 @@ int main(int argc, char **argv)
     if (pf_library_find(PF_LIBRARY_IOMP, NULL, true, &omp) < 0)
         omp = NULL;
     char preload[8192];
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s%s%s", tc ? tc : "",
-             tc && omp ? ":" : "", omp ? omp : "");
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s%s%s", tc ? tc : "", tc && omp ? ":" : "",
+             omp ? omp : "");
 
     char *const commands[NCOMMANDS][12] = {
         [TRUE_] = {"true", NULL},
@@ -63,8 +63,8 @@ int main(int argc, char **argv)
         [PRELOAD] = {"env", preload, "true", NULL},
         [PINFER_BARE] = {pinfer, "run", "--no-python", "--memory-allocator", "default",
                          "--omp-runtime", "default", "true", NULL},
-        [RUN_CPU] = {"/usr/bin/python3", "-m", "torch.backends.xeon.run_cpu", "--no_python",
-                     "true", NULL},
+        [RUN_CPU] = {"/usr/bin/python3", "-m", "torch.backends.xeon.run_cpu", "--no_python", "true",
+                     NULL},
     };
     const char *names[NCOMMANDS] = {
         "true",

@@ -57,18 +57,27 @@ int main(int argc, char **argv)
     size_t ncpus;
     pf_topology_cpus(big, &ncpus);
     printf("planning on %s (%zu CPUs):\n", src, ncpus);
-    const char *names[] = {"no options", "--throughput-mode", "--latency-mode",
-                           "--use-logical-cores --ninstances 1024",
-                           "--ninstances 13 --bind-numa-node",
-                           "--ncores-per-instance 3 --ninstances 50 --strategy scatter --bind-numa-node"};
+    const char *names[] = {
+        "no options",
+        "--throughput-mode",
+        "--latency-mode",
+        "--use-logical-cores --ninstances 1024",
+        "--ninstances 13 --bind-numa-node",
+        "--ncores-per-instance 3 --ninstances 50 --strategy scatter --bind-numa-node"};
     for (int k = 0; k < 6; k++) {
         pf_plan_options o;
         pf_plan_options_init(&o);
         switch (k) {
         case 1: o.throughput_mode = true; break;
         case 2: o.latency_mode = true; break;
-        case 3: o.use_logical_cores = true; o.ninstances = 1024; break;
-        case 4: o.ninstances = 13; o.bind_numa_node = true; break;
+        case 3:
+            o.use_logical_cores = true;
+            o.ninstances = 1024;
+            break;
+        case 4:
+            o.ninstances = 13;
+            o.bind_numa_node = true;
+            break;
         case 5:
             o.ncores_per_instance = 3;
             o.ninstances = 50;

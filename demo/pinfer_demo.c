@@ -74,8 +74,7 @@ static int parse_args(int argc, char **argv, demo_options *o)
 }
 
 /* out[b][j] = relu(sum_k in[b][k] * w[j][k] + bias[j]): rows of W split over the team. */
-static void dense(const float *w, const float *bias, const float *in, float *out, int batch,
-                  int n)
+static void dense(const float *w, const float *bias, const float *in, float *out, int batch, int n)
 {
 #pragma omp parallel for schedule(static)
     for (int j = 0; j < n; j++) {
@@ -98,7 +97,8 @@ int main(int argc, char **argv)
     size_t n = (size_t)o.hidden, per_layer = n * n;
     float *w = malloc(per_layer * (size_t)o.layers * sizeof *w);
     float *bias = malloc(n * (size_t)o.layers * sizeof *bias);
-    float *a = malloc(n * (size_t)o.batch * sizeof *a), *b = malloc(n * (size_t)o.batch * sizeof *b);
+    float *a = malloc(n * (size_t)o.batch * sizeof *a),
+          *b = malloc(n * (size_t)o.batch * sizeof *b);
     if (!w || !bias || !a || !b) {
         fprintf(stderr, "pinfer-demo: error: out of memory\n");
         return 1;

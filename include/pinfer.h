@@ -138,12 +138,12 @@ typedef struct pf_plan_options {
 void pf_plan_options_init(pf_plan_options *opts);
 
 typedef struct pf_instance {
-    int index;      /* its index in the full plan (before --rank selection) */
-    int *cpus;      /* ascending */
+    int index; /* its index in the full plan (before --rank selection) */
+    int *cpus; /* ascending */
     size_t ncpus;
-    int *nodes;     /* distinct nodes of cpus, ascending */
+    int *nodes; /* distinct nodes of cpus, ascending */
     size_t nnodes;
-    int threads;    /* OpenMP threads: the number of CPUs */
+    int threads; /* OpenMP threads: the number of CPUs */
 } pf_instance;
 
 typedef struct pf_plan {
@@ -158,8 +158,8 @@ typedef struct pf_plan {
  * to free with pf_plan_free().  Errors: -EINVAL with *why for every
  * impossible request (no plan is returned, nothing is half-done), -ENOMEM.
  */
-int pf_plan_instances(const pf_topology *topo, const pf_plan_options *opts,
-                      pf_plan **out, char **why);
+int pf_plan_instances(const pf_topology *topo, const pf_plan_options *opts, pf_plan **out,
+                      char **why);
 void pf_plan_free(pf_plan *plan);
 
 /* ------------------------------------------------------------------------ */
@@ -272,8 +272,7 @@ void pf_launch_env_free(pf_launch_env *env);
  * with the launch env's assignments applied.  *out is a NULL-terminated,
  * malloc'd array of malloc'd strings; free it with pf_strv_free().
  */
-int pf_launch_env_apply(const pf_launch_env *env, size_t instance, char *const *base,
-                        char ***out);
+int pf_launch_env_apply(const pf_launch_env *env, size_t instance, char *const *base, char ***out);
 void pf_strv_free(char **strv);
 
 /* ------------------------------------------------------------------------ */

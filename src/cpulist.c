@@ -37,18 +37,17 @@ static void trim(const char **s, const char **e)
         (*e)--;
 }
 
-static int parse_id(const char *s, const char *e, const char *item, size_t item_len,
-                    int *out, char **why)
+static int parse_id(const char *s, const char *e, const char *item, size_t item_len, int *out,
+                    char **why)
 {
     trim(&s, &e);
     long v;
     int rc = pf__parse_int(s, (size_t)(e - s), 0, PF_ID_LIMIT - 1, &v);
     if (rc == -ERANGE)
-        return pf__fail(why, -EINVAL, "'%.*s' is out of range (ids go up to %d)",
-                        (int)item_len, item, PF_ID_LIMIT - 1);
+        return pf__fail(why, -EINVAL, "'%.*s' is out of range (ids go up to %d)", (int)item_len,
+                        item, PF_ID_LIMIT - 1);
     if (rc < 0)
-        return pf__fail(why, -EINVAL, "'%.*s' is not an id or a range of ids",
-                        (int)item_len, item);
+        return pf__fail(why, -EINVAL, "'%.*s' is not an id or a range of ids", (int)item_len, item);
     *out = (int)v;
     return 0;
 }
@@ -89,9 +88,9 @@ int pf_cpulist_parse(const char *text, int **ids, size_t *count, char **why)
         if (s == e) {
             /* Only the item after a final comma may be empty. */
             if (comma || nranges == 0)
-                rc = pf__fail(why, -EINVAL, nranges == 0 && !comma
-                                                ? "the list is empty"
-                                                : "the list has an empty item");
+                rc = pf__fail(why, -EINVAL,
+                              nranges == 0 && !comma ? "the list is empty"
+                                                     : "the list has an empty item");
             break;
         }
         if (nranges == cap) {
@@ -169,10 +168,10 @@ int pf_cpulist_format(const int *ids, size_t count, char **text)
         size_t j = i;
         while (j + 1 < count && (sorted[j + 1] == sorted[j] || sorted[j + 1] == sorted[j] + 1))
             j++;
-        int n = sorted[i] == sorted[j]
-                    ? snprintf(out + len, cap - len, "%s%d", len ? "," : "", sorted[i])
-                    : snprintf(out + len, cap - len, "%s%d-%d", len ? "," : "", sorted[i],
-                               sorted[j]);
+        int n =
+            sorted[i] == sorted[j]
+                ? snprintf(out + len, cap - len, "%s%d", len ? "," : "", sorted[i])
+                : snprintf(out + len, cap - len, "%s%d-%d", len ? "," : "", sorted[i], sorted[j]);
         len += (size_t)n;
         i = j + 1;
     }

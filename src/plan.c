@@ -116,8 +116,7 @@ static int check_options(planner *p)
         return pf__fail(p->why, -EINVAL, "--rank and --instance-idx cannot be used together");
     if (o->strategy != PF_STRATEGY_CLOSE && o->strategy != PF_STRATEGY_SCATTER)
         return pf__fail(p->why, -EINVAL, "unknown strategy");
-    if (o->local_world_size > 1 &&
-        (o->local_rank < -1 || o->local_rank >= o->local_world_size))
+    if (o->local_world_size > 1 && (o->local_rank < -1 || o->local_rank >= o->local_world_size))
         return pf__fail(p->why, -EINVAL, "LOCAL_RANK %d is not below LOCAL_WORLD_SIZE %d",
                         o->local_rank, o->local_world_size);
     return 0;
@@ -309,7 +308,8 @@ static int plan_slices(planner *p)
                             p->bind ? "are in any one NUMA node" : "are available")
                  : pf__fail(p->why, -EINVAL,
                             "--ncores-per-instance %d is more than the %zu CPU%s available%s",
-                            p->nc, largest, largest == 1 ? "" : "s", p->bind ? " in any one NUMA node" : "");
+                            p->nc, largest, largest == 1 ? "" : "s",
+                            p->bind ? " in any one NUMA node" : "");
     } else if (p->ni > 0 && (size_t)p->ni > total) {
         rc = pf__fail(p->why, -EINVAL,
                       "--ninstances %d with --ncores-per-instance %d needs %zu CPUs; %zu "
@@ -387,8 +387,7 @@ static void share_among_nodes(planner *p, size_t *n)
             if (n[g] <= 1)
                 continue;
             /* len_g / n_g < len_best / n_best, in integers */
-            if (best == p->ngroups ||
-                p->groups[g].len * n[best] < p->groups[best].len * n[g])
+            if (best == p->ngroups || p->groups[g].len * n[best] < p->groups[best].len * n[g])
                 best = g;
         }
         if (best == p->ngroups)
@@ -490,8 +489,9 @@ static int make_instance(planner *p, pf_instance *inst, int index, size_t start,
     if (inst->nnodes > 1) {
         char *list = NULL;
         if (pf_cpulist_format(inst->nodes, inst->nnodes, &list) < 0 ||
-            warn(p, "instance %d spans NUMA nodes %s: its memory is not local to all its CPUs "
-                    "(--bind-numa-node keeps instances within a node)",
+            warn(p,
+                 "instance %d spans NUMA nodes %s: its memory is not local to all its CPUs "
+                 "(--bind-numa-node keeps instances within a node)",
                  index, list) < 0) {
             free(list);
             return oom(p);
@@ -507,8 +507,8 @@ static int resolve_counts(planner *p, bool *drop_siblings)
     const pf_plan_options *o = p->opts;
     bool gave_ni = o->ninstances != -1, gave_nc = o->ncores_per_instance != 0;
     /* --multi-instance alone means --throughput-mode */
-    bool throughput = o->throughput_mode ||
-                      (o->multi_instance && !gave_ni && o->ncores_per_instance <= 0);
+    bool throughput =
+        o->throughput_mode || (o->multi_instance && !gave_ni && o->ncores_per_instance <= 0);
     p->throughput = throughput;
     p->ni = o->ninstances;
     p->nc = o->ncores_per_instance;

@@ -23,7 +23,16 @@
 
 #define MAX_COLUMNS 64
 
-enum column { COL_OTHER, COL_CPU, COL_CORE, COL_SOCKET, COL_NODE, COL_MAXMHZ, COL_ONLINE, COL_CACHE };
+enum column {
+    COL_OTHER,
+    COL_CPU,
+    COL_CORE,
+    COL_SOCKET,
+    COL_NODE,
+    COL_MAXMHZ,
+    COL_ONLINE,
+    COL_CACHE
+};
 
 typedef struct field {
     const char *s;
@@ -35,7 +44,7 @@ typedef struct parser {
     char **why;
     int line;
     enum column cols[MAX_COLUMNS];
-    int cache_sub;       /* which ':' sub-field of the cache column is the LLC */
+    int cache_sub; /* which ':' sub-field of the cache column is the LLC */
     size_t ncols;
     pf__cpu_row *rows;
     size_t nrows, cap;
@@ -103,8 +112,8 @@ static size_t split(const char *s, size_t len, bool csv, field *out, size_t max,
                 out[k].s++;
                 out[k].len--;
             }
-            while (out[k].len && (out[k].s[out[k].len - 1] == ' ' ||
-                                  out[k].s[out[k].len - 1] == '\t'))
+            while (out[k].len &&
+                   (out[k].s[out[k].len - 1] == ' ' || out[k].s[out[k].len - 1] == '\t'))
                 out[k].len--;
         }
         return n;
@@ -231,8 +240,14 @@ static int parse_row(parser *p, const field *f, size_t n)
     if (n != p->ncols)
         return pf__fail(p->why, -EINVAL, "%s:%d: %zu fields where the header names %zu", p->name,
                         p->line, n, p->ncols);
-    pf__cpu_row row = {.cpu = -1, .core = -1, .socket = -1, .node = -1, .llc = -1,
-                       .efficiency = -1, .allowed = true, .line = p->line};
+    pf__cpu_row row = {.cpu = -1,
+                       .core = -1,
+                       .socket = -1,
+                       .node = -1,
+                       .llc = -1,
+                       .efficiency = -1,
+                       .allowed = true,
+                       .line = p->line};
     bool offline = false;
     field cpu = {0}, core = {0}, socket = {0};
     for (size_t i = 0; i < n; i++) {
@@ -240,9 +255,7 @@ static int parse_row(parser *p, const field *f, size_t n)
         case COL_CPU: cpu = f[i]; break;
         case COL_CORE: core = f[i]; break;
         case COL_SOCKET: socket = f[i]; break;
-        case COL_ONLINE:
-            offline |= field_is(f[i], "no") || field_is(f[i], "N");
-            break;
+        case COL_ONLINE: offline |= field_is(f[i], "no") || field_is(f[i], "N"); break;
         default: break;
         }
     }
@@ -358,8 +371,8 @@ int pf__topology_parse_lscpu(const char *name, const char *text, size_t len, pf_
             } else {
                 format = 2;
                 k = split(s, n, false, fields, MAX_COLUMNS, &too_many);
-                rc = too_many ? pf__fail(why, -EINVAL, "%s:%d: more than %d columns", name,
-                                         p.line, MAX_COLUMNS)
+                rc = too_many ? pf__fail(why, -EINVAL, "%s:%d: more than %d columns", name, p.line,
+                                         MAX_COLUMNS)
                               : set_header(&p, fields, k);
                 continue;
             }

@@ -89,8 +89,8 @@ static const char *at_line(int line, char *buf, size_t size)
     return buf;
 }
 
-int pf__topology_build(const char *name, bool live, pf__cpu_row *rows, size_t n,
-                       pf_topology **out, char **why)
+int pf__topology_build(const char *name, bool live, pf__cpu_row *rows, size_t n, pf_topology **out,
+                       char **why)
 {
     char where[32];
     if (n == 0)
@@ -199,10 +199,22 @@ void pf_topology_free(pf_topology *t)
     free(t);
 }
 
-const char *pf_topology_source(const pf_topology *t) { return t->source; }
-bool pf_topology_is_live(const pf_topology *t) { return t->live; }
-size_t pf_topology_ncores(const pf_topology *t) { return t->ncores; }
-size_t pf_topology_nsockets(const pf_topology *t) { return t->nsockets; }
+const char *pf_topology_source(const pf_topology *t)
+{
+    return t->source;
+}
+bool pf_topology_is_live(const pf_topology *t)
+{
+    return t->live;
+}
+size_t pf_topology_ncores(const pf_topology *t)
+{
+    return t->ncores;
+}
+size_t pf_topology_nsockets(const pf_topology *t)
+{
+    return t->nsockets;
+}
 
 const pf_cpu_info *pf_topology_cpus(const pf_topology *t, size_t *count)
 {
@@ -237,7 +249,10 @@ static int read_file(const char *path, char **text, size_t *len, char **why)
     FILE *f = fopen(path, "rb");
     if (!f) {
         int err = errno;
-        return pf__fail(why, err == EACCES ? -EACCES : err == ENOENT ? -ENOENT : -EINVAL,
+        return pf__fail(why,
+                        err == EACCES   ? -EACCES
+                        : err == ENOENT ? -ENOENT
+                                        : -EINVAL,
                         "cannot read topology '%s': %s", path, strerror(err));
     }
     size_t cap = 1 << 16, n = 0;
@@ -248,8 +263,7 @@ static int read_file(const char *path, char **text, size_t *len, char **why)
         n += got;
         if (got == 0) {
             if (ferror(f))
-                rc = pf__fail(why, -EINVAL, "cannot read topology '%s': %s", path,
-                              strerror(errno));
+                rc = pf__fail(why, -EINVAL, "cannot read topology '%s': %s", path, strerror(errno));
             break;
         }
         if (n == cap) {

@@ -27,12 +27,12 @@ typedef struct pf__cpu_row {
     int cpu;
     int core;
     int socket;
-    int node;        /* -1: the source has none; the socket's id is used */
-    double maxmhz;   /* 0: unknown */
-    int llc;         /* -1: unknown */
-    int efficiency;  /* -1: unknown (derive from maxmhz), else 0 or 1 */
+    int node;       /* -1: the source has none; the socket's id is used */
+    double maxmhz;  /* 0: unknown */
+    int llc;        /* -1: unknown */
+    int efficiency; /* -1: unknown (derive from maxmhz), else 0 or 1 */
     bool allowed;
-    int line;        /* the input line it came from, for messages; 0 none */
+    int line; /* the input line it came from, for messages; 0 none */
 } pf__cpu_row;
 
 /*
@@ -48,8 +48,8 @@ int pf__topology_build(const char *name, bool live, pf__cpu_row *rows, size_t nr
  * `lscpu --parse[=...]` or the table of `lscpu -e`.  `name` names the input in
  * messages ("file:line: ...").  Pure: no I/O.
  */
-int pf__topology_parse_lscpu(const char *name, const char *text, size_t len,
-                             pf_topology **out, char **why);
+int pf__topology_parse_lscpu(const char *name, const char *text, size_t len, pf_topology **out,
+                             char **why);
 
 /*
  * Load through hwloc: the live machine (xml and synthetic NULL), an XML

@@ -37,10 +37,22 @@ static void close_container(json_writer *w, char c)
         w->depth--;
 }
 
-void json_begin_object(json_writer *w) { open_container(w, '{'); }
-void json_end_object(json_writer *w) { close_container(w, '}'); }
-void json_begin_array(json_writer *w) { open_container(w, '['); }
-void json_end_array(json_writer *w) { close_container(w, ']'); }
+void json_begin_object(json_writer *w)
+{
+    open_container(w, '{');
+}
+void json_end_object(json_writer *w)
+{
+    close_container(w, '}');
+}
+void json_begin_array(json_writer *w)
+{
+    open_container(w, '[');
+}
+void json_end_array(json_writer *w)
+{
+    close_container(w, ']');
+}
 
 static void write_escaped(FILE *out, const char *s)
 {

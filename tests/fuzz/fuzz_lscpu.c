@@ -50,7 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && cpus[i].cpu <= cpus[i - 1].cpu)
             abort();
-        if (cpus[i].core_first > cpus[i].cpu || (cpus[i].smt_rank == 0) != (cpus[i].core_first == cpus[i].cpu))
+        if (cpus[i].core_first > cpus[i].cpu ||
+            (cpus[i].smt_rank == 0) != (cpus[i].core_first == cpus[i].cpu))
             abort();
     }
     uint8_t b0 = size > 0 ? data[0] : 0, b1 = size > 1 ? data[1] : 0;

@@ -51,8 +51,8 @@ static void test_parse_table(void **state)
         const char *want = CASES[i].expect;
         if (want[0] == '!') {
             if (rc != -EINVAL || !why || !strstr(why, want + 1)) {
-                print_error("'%s': expected error '%s', got %d '%s'\n", CASES[i].text, want + 1,
-                            rc, why ? why : "");
+                print_error("'%s': expected error '%s', got %d '%s'\n", CASES[i].text, want + 1, rc,
+                            why ? why : "");
                 failures++;
             }
         } else if (rc != 0 || pf_cpulist_format(ids, n, &text) != 0 || strcmp(text, want)) {

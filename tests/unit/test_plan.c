@@ -215,10 +215,10 @@ static char *describe(const pf_plan *plan)
     out[0] = '\0';
     for (size_t i = 0; i < plan->ninstances; i++) {
         char *cpus, *nodes;
-        assert_int_equal(pf_cpulist_format(plan->instances[i].cpus, plan->instances[i].ncpus,
-                                           &cpus), 0);
-        assert_int_equal(pf_cpulist_format(plan->instances[i].nodes,
-                                           plan->instances[i].nnodes, &nodes), 0);
+        assert_int_equal(
+            pf_cpulist_format(plan->instances[i].cpus, plan->instances[i].ncpus, &cpus), 0);
+        assert_int_equal(
+            pf_cpulist_format(plan->instances[i].nodes, plan->instances[i].nnodes, &nodes), 0);
         assert_int_equal(plan->instances[i].threads, (int)plan->instances[i].ncpus);
         len += (size_t)snprintf(out + len, cap - len, "%s%d:%s/%s", i ? ";" : "",
                                 plan->instances[i].index, cpus, nodes);
