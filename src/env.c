@@ -69,11 +69,15 @@ static bool default_exists(const char *path, void *ctx)
     return access(path, F_OK) == 0;
 }
 
+/* The variables pinfer sets besides LD_PRELOAD: at most this many can be kept. */
+#define MAX_KEPT 8
+
 typedef struct builder {
     pf_launch_env *env;
     const pf_env_options *opts;
     int rc;
-    char *kept; /* "NAME=value, ..." of existing values that won */
+    const char *kept[MAX_KEPT]; /* names whose existing value won over a different one */
+    size_t nkept;
 } builder;
 
 static void warn(builder *b, const char *fmt, ...) PF__PRINTF(2, 3);
@@ -122,6 +126,17 @@ static const char *preloaded_kind(const builder *b, lib_kind kind)
     return NULL;
 }
 
+/*
+ * Can a file test tell whether the loader will find this entry?  Not for a
+ * bare name (the loader searches its library path for it) nor for one with
+ * $LIB, $PLATFORM or $ORIGIN (the loader expands them): those are kept as
+ * written.
+ */
+static bool checkable(const char *entry)
+{
+    return strchr(entry, '/') && !strchr(entry, '$');
+}
+
 /* Keep the existing LD_PRELOAD entries that exist, in order. */
 static void merge_existing_preload(builder *b)
 {
@@ -142,7 +157,7 @@ static void merge_existing_preload(builder *b)
             b->rc = -ENOMEM;
             break;
         }
-        if (exists(entry, b->opts->ctx))
+        if (!checkable(entry) || exists(entry, b->opts->ctx))
             add_preload(b, entry);
         else
             warn(b, "LD_PRELOAD entry %s does not exist: dropped", entry);
@@ -172,8 +187,8 @@ static pf_allocator choose_allocator(builder *b)
     const pf_env_options *o = b->opts;
     const char *tc = o->libraries[PF_LIBRARY_TCMALLOC], *je = o->libraries[PF_LIBRARY_JEMALLOC];
     switch (o->allocator) {
-    case PF_ALLOCATOR_AUTO: return tc ? PF_ALLOCATOR_TCMALLOC : je ? PF_ALLOCATOR_JEMALLOC
-                                                                : PF_ALLOCATOR_DEFAULT;
+    case PF_ALLOCATOR_AUTO:
+        return tc ? PF_ALLOCATOR_TCMALLOC : je ? PF_ALLOCATOR_JEMALLOC : PF_ALLOCATOR_DEFAULT;
     case PF_ALLOCATOR_TCMALLOC:
     case PF_ALLOCATOR_JEMALLOC: {
         pf_library lib =
@@ -196,12 +211,30 @@ static pf_omp_runtime choose_omp(builder *b)
     case PF_OMP_INTEL:
         if (iomp)
             return PF_OMP_INTEL;
-        warn(b, "Intel OpenMP was asked for but not found (apt-get install %s): using the "
-                "program's default OpenMP runtime",
+        warn(b,
+             "Intel OpenMP was asked for but not found (apt-get install %s): using the "
+             "program's default OpenMP runtime",
              pf_library_package(PF_LIBRARY_IOMP));
         return PF_OMP_DEFAULT;
     default: return PF_OMP_DEFAULT;
     }
+}
+
+/*
+ * Remember that the environment's value of `name` won over a different one
+ * of ours, for the one warning that names them all.  Equal values override
+ * nothing and are not worth a warning (a pinfer run inside an instance
+ * inherits most of them).
+ */
+static void note_kept(builder *b, const char *name, const char *existing, const char *ours)
+{
+    if (strcmp(existing, ours) == 0)
+        return;
+    for (size_t k = 0; k < b->nkept; k++)
+        if (strcmp(b->kept[k], name) == 0)
+            return;
+    if (b->nkept < MAX_KEPT)
+        b->kept[b->nkept++] = name;
 }
 
 /* Set name=value for instance i unless the environment has a non-empty value. */
@@ -216,14 +249,7 @@ static void assign(builder *b, size_t i, const char *name, char *value)
     pf_launch_env *env = b->env;
     const char *existing = env_value(b->opts->environ, name);
     if (existing && *existing && strcmp(name, "LD_PRELOAD") != 0) {
-        if (i == 0) {
-            char *kept = b->kept ? pf__strdupf("%s, %s=%s", b->kept, name, existing)
-                                 : pf__strdupf("%s=%s", name, existing);
-            free(b->kept);
-            b->kept = kept;
-            if (!kept)
-                b->rc = -ENOMEM;
-        }
+        note_kept(b, name, existing, value);
         free(value);
         return;
     }
@@ -237,6 +263,24 @@ static void assign(builder *b, size_t i, const char *name, char *value)
         return;
     }
     env->vars[i][env->nvars[i]++] = (pf_env_var){copy, value};
+}
+
+/* The one warning naming every existing value that won: "A=1, B=2". */
+static void warn_kept(builder *b)
+{
+    char *list = NULL;
+    for (size_t k = 0; k < b->nkept && !b->rc; k++) {
+        const char *value = env_value(b->opts->environ, b->kept[k]);
+        char *longer = list ? pf__strdupf("%s, %s=%s", list, b->kept[k], value)
+                            : pf__strdupf("%s=%s", b->kept[k], value);
+        free(list);
+        list = longer;
+        if (!list)
+            b->rc = -ENOMEM;
+    }
+    if (list)
+        warn(b, "keeping %s from the environment over pinfer's values", list);
+    free(list);
 }
 
 /* "{4},{5},{6}" (OpenMP places) or "4,5,6" (a KMP proclist). */
@@ -349,6 +393,8 @@ int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_op
 {
     if (!plan || !topo || !opts || !out)
         return pf__fail(why, -EINVAL, "no plan, topology or options");
+    if ((unsigned)opts->allocator > PF_ALLOCATOR_JEMALLOC || (unsigned)opts->omp > PF_OMP_INTEL)
+        return pf__fail(why, -EINVAL, "unknown allocator or OpenMP runtime");
     pf_launch_env *env = calloc(1, sizeof *env);
     builder b = {.env = env, .opts = opts};
     if (env) {
@@ -380,10 +426,8 @@ int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_op
     }
     for (size_t i = 0; i < plan->ninstances && !b.rc; i++)
         instance_env(&b, plan, topo, i);
-    if (b.kept)
-        warn(&b, "keeping %s from the environment over pinfer's values", b.kept);
+    warn_kept(&b);
     find_common(&b);
-    free(b.kept);
     if (b.rc) {
         pf_launch_env_free(env);
         return pf__fail(why, b.rc, "out of memory");

@@ -148,6 +148,15 @@ static void json_topology_summary(json_writer *w, const pf_topology *t)
     json_end_object(w);
 }
 
+/* Is this assignment one every instance shares (shown once, as "env: ...")? */
+static bool is_common(const pf_launch_env *env, const pf_env_var *v)
+{
+    for (size_t k = 0; k < env->ncommon; k++)
+        if (!strcmp(env->common[k].name, v->name) && !strcmp(env->common[k].value, v->value))
+            return true;
+    return false;
+}
+
 static void print_plan_json(const pf_topology *t, const pf_plan *plan, const pf_launch_env *env,
                             const char **cmd, size_t ncmd, const tool_options *o)
 {
@@ -287,6 +296,11 @@ static void print_plan_table(const pf_topology *t, const pf_plan *plan, const pf
     }
     for (size_t i = 0; i < env->ncommon; i++)
         printf("env: %s=%s\n", env->common[i].name, env->common[i].value);
+    for (size_t i = 0; i < plan->ninstances; i++)
+        for (size_t k = 0; k < env->nvars[i]; k++)
+            if (!is_common(env, &env->vars[i][k]))
+                printf("env[%d]: %s=%s\n", plan->instances[i].index, env->vars[i][k].name,
+                       env->vars[i][k].value);
     fflush(stdout);
     print_warnings(o, plan, env);
 }
@@ -305,8 +319,8 @@ static int compute_env(const tool_options *o, const pf_plan *plan, const pf_topo
     eo.cpu_binding = !(o->disable_numactl && o->disable_taskset);
     eo.environ = environ;
     bool want[PF_LIBRARY_COUNT] = {
-        [PF_LIBRARY_TCMALLOC] = o->allocator == PF_ALLOCATOR_AUTO ||
-                                o->allocator == PF_ALLOCATOR_TCMALLOC,
+        [PF_LIBRARY_TCMALLOC] =
+            o->allocator == PF_ALLOCATOR_AUTO || o->allocator == PF_ALLOCATOR_TCMALLOC,
         [PF_LIBRARY_JEMALLOC] = o->allocator == PF_ALLOCATOR_JEMALLOC,
         [PF_LIBRARY_IOMP] = o->omp != PF_OMP_DEFAULT,
     };
@@ -367,8 +381,9 @@ static int prepare(const tool_options *o, prepared *p)
     char *why = NULL;
     int rc = 0;
     if (o->command == CMD_RUN && !pf_topology_is_live(p->topo))
-        rc = -EINVAL, why = strdup("run launches on this machine: --topology must be live "
-                                   "(use `pinfer plan --topology ...` to plan for another)");
+        rc = -EINVAL, why = strdup("run launches on this machine: the topology (--topology or "
+                                   "PINFER_TOPOLOGY) must be live; `pinfer plan --topology ...` "
+                                   "plans for another");
     if (rc == 0)
         rc = pf_plan_instances(p->topo, &o->plan, &p->plan, &why);
     if (rc == 0)
@@ -399,6 +414,21 @@ static int cmd_plan(const tool_options *o)
     return 0;
 }
 
+/* Every warning of the options, the plan and the environment, NULL-terminated. */
+static const char **collect_warnings(const tool_options *o, const pf_plan *plan,
+                                     const pf_launch_env *env)
+{
+    size_t n = (size_t)o->nnotes + plan->nwarnings + env->nwarnings, k = 0;
+    const char **all = calloc(n + 1, sizeof *all);
+    for (int i = 0; all && i < o->nnotes; i++)
+        all[k++] = o->notes[i];
+    for (size_t i = 0; all && i < plan->nwarnings; i++)
+        all[k++] = plan->warnings[i];
+    for (size_t i = 0; all && i < env->nwarnings; i++)
+        all[k++] = env->warnings[i];
+    return all;
+}
+
 static int cmd_run(const tool_options *o)
 {
     prepared p;
@@ -407,27 +437,40 @@ static int cmd_run(const tool_options *o)
         return status;
     if (!o->no_python && !p.python) {
         prepared_free(&p);
-        return fail_usage(false, "no python3 on PATH (set PINFER_PYTHON, or use --no-python)");
+        fputs("pinfer: error: cannot run python3: not found on PATH (set PINFER_PYTHON, or use "
+              "--no-python)\n",
+              stderr);
+        return 127; /* as a shell says a command cannot be found */
     }
-    print_warnings(o, p.plan, p.env);
+    /* pf_launch reports them, so that they reach the log file too. */
+    const char **warnings = collect_warnings(o, p.plan, p.env);
+    if (!warnings) {
+        prepared_free(&p);
+        fputs("pinfer: error: out of memory\n", stderr);
+        return 1;
+    }
     pf_launch_options lo;
     pf_launch_options_init(&lo);
     lo.argv = (char *const *)p.cmd;
-    lo.search_path = o->no_python;
+    /* a bare PINFER_PYTHON ("python3.11") is looked up like any command */
+    lo.search_path = true;
     lo.bind_cpus = !(o->disable_numactl && o->disable_taskset);
     lo.bind_memory = !o->disable_numactl;
     lo.log_dir = o->log_dir;
     lo.log_prefix = o->log_prefix;
+    lo.warnings = warnings;
     const char *grace = getenv("PINFER_GRACE_MS");
     if (grace && *grace)
         lo.grace_ms = (int)strtol(grace, NULL, 10);
     char *why = NULL;
     int rc = pf_launch(p.plan, p.env, &lo, &status, &why);
+    free(warnings);
     prepared_free(&p);
     if (rc < 0) {
         fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
         free(why);
-        return rc == -ENOENT || rc == -EACCES ? 127 : (status ? status : 1);
+        /* 127/126 when the program cannot be run, as pf_launch says; else 1 */
+        return status ? status : 1;
     }
     return status;
 }
@@ -451,7 +494,10 @@ static size_t select_cpus(const topo_view *v, cpu_pred pred, int arg, bool want_
     return n;
 }
 
-static bool in_node(const pf_cpu_info *c, int node) { return c->node == node; }
+static bool in_node(const pf_cpu_info *c, int node)
+{
+    return c->node == node;
+}
 static bool in_node_first(const pf_cpu_info *c, int node)
 {
     return c->node == node && c->smt_rank == 0;
@@ -470,8 +516,14 @@ static bool is_allowed(const pf_cpu_info *c, int unused)
     (void)unused;
     return c->allowed;
 }
-static bool in_socket(const pf_cpu_info *c, int socket) { return c->socket == socket; }
-static bool in_llc(const pf_cpu_info *c, int llc) { return c->llc == llc; }
+static bool in_socket(const pf_cpu_info *c, int socket)
+{
+    return c->socket == socket;
+}
+static bool in_llc(const pf_cpu_info *c, int llc)
+{
+    return c->llc == llc;
+}
 
 static void print_topo_human(const pf_topology *t, const char **features, size_t nfeatures,
                              char *const *libs)
@@ -547,8 +599,8 @@ static void print_topo_human(const pf_topology *t, const char **features, size_t
     if (!pf_topology_is_live(t))
         fputs("libraries:  not searched (not the live machine)\n", stdout);
     for (int lib = 0; pf_topology_is_live(t) && lib < PF_LIBRARY_COUNT; lib++) {
-        printf("%-11s %s", lib == PF_LIBRARY_IOMP ? "openmp:" : "allocator:",
-               pf_library_name((pf_library)lib));
+        printf("%-11s %s",
+               lib == PF_LIBRARY_IOMP ? "openmp:" : "allocator:", pf_library_name((pf_library)lib));
         if (libs[lib])
             printf(" %s\n", libs[lib]);
         else
@@ -692,7 +744,7 @@ int main(int argc, char **argv)
     char *why = NULL;
     int rc = tool_parse_options(command, argc - 1, argv + 1, &opts, &why);
     if (rc < 0)
-        return fail_code(tool_options_want_json(argc - 1, argv + 1), rc, why);
+        return fail_code(command != CMD_RUN && tool_options_want_json(argc - 1, argv + 1), rc, why);
     switch (command) {
     case CMD_RUN: return cmd_run(&opts);
     case CMD_PLAN: return cmd_plan(&opts);
