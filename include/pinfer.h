@@ -359,8 +359,7 @@ int pf_pool_from_string(const char *list, pf_pool **out, char **why);
  * true all of them.  E-cores are included.  Errors (-EINVAL with *why): no
  * such node, nothing left; the live topology's load error when topo is NULL.
  */
-int pf_pool_from_node(const pf_topology *topo, int node, bool logical, pf_pool **out,
-                      char **why);
+int pf_pool_from_node(const pf_topology *topo, int node, bool logical, pf_pool **out, char **why);
 
 /* The CPUs of a planned instance (pf_plan_instances), filtered. */
 int pf_pool_from_instance(const pf_instance *instance, pf_pool **out, char **why);
@@ -415,7 +414,10 @@ int pf_unpin(pf_pin_state *previous);
 /*
  * Executors: one worker thread pinned to a pool with pf_pin() (so it has its
  * own OpenMP team bound to the pool) that runs submitted tasks one at a time
- * in FIFO order.  Any number of tasks may be in flight.
+ * in FIFO order.  Any number of tasks may be in flight.  An idle worker, and
+ * a thread waiting for a future, spin (yielding the CPU to any other thread
+ * that wants it) for PINFER_SPIN_US microseconds (environment, read when the
+ * executor is made; default 200, 0 = sleep at once) before they sleep.
  */
 typedef struct pf_executor pf_executor;
 typedef struct pf_future pf_future;

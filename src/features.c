@@ -118,7 +118,10 @@ static unsigned detect(void)
 
 #else /* not x86 */
 
-static bool is_space(char ch) { return ch == ' ' || ch == '\t'; }
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
 
 /*
  * The first "flags" line of /proc/cpuinfo.  It sits in the first CPU's

@@ -14,11 +14,35 @@
 #include <string.h>
 
 enum opt_id {
-    O_NINSTANCES, O_NCORES, O_NODE_ID, O_NODES_LIST, O_CORE_LIST, O_LOGICAL, O_ECORES, O_BIND,
-    O_STRATEGY, O_LATENCY, O_THROUGHPUT, O_MULTI, O_RANK, O_INSTANCE_IDX, O_TCMALLOC,
-    O_JEMALLOC, O_DEFAULT_ALLOC, O_ALLOCATOR, O_DISABLE_IOMP, O_OMP_RUNTIME, O_DISABLE_NUMACTL,
-    O_DISABLE_TASKSET, O_TASK_MANAGER, O_MODULE, O_NO_PYTHON, O_LOG_DIR, O_LOG_PREFIX,
-    O_TOPOLOGY, O_JSON
+    O_NINSTANCES,
+    O_NCORES,
+    O_NODE_ID,
+    O_NODES_LIST,
+    O_CORE_LIST,
+    O_LOGICAL,
+    O_ECORES,
+    O_BIND,
+    O_STRATEGY,
+    O_LATENCY,
+    O_THROUGHPUT,
+    O_MULTI,
+    O_RANK,
+    O_INSTANCE_IDX,
+    O_TCMALLOC,
+    O_JEMALLOC,
+    O_DEFAULT_ALLOC,
+    O_ALLOCATOR,
+    O_DISABLE_IOMP,
+    O_OMP_RUNTIME,
+    O_DISABLE_NUMACTL,
+    O_DISABLE_TASKSET,
+    O_TASK_MANAGER,
+    O_MODULE,
+    O_NO_PYTHON,
+    O_LOG_DIR,
+    O_LOG_PREFIX,
+    O_TOPOLOGY,
+    O_JSON
 };
 
 /* Which sub-commands take an option. */
@@ -96,8 +120,8 @@ static int parse_int(const char *name, const char *text, int *out, char **why)
     return 0;
 }
 
-static int parse_choice(const char *name, const char *text, const char *const *choices,
-                        int *out, char **why)
+static int parse_choice(const char *name, const char *text, const char *const *choices, int *out,
+                        char **why)
 {
     for (int i = 0; choices[i]; i++)
         if (strcmp(text, choices[i]) == 0) {
@@ -257,8 +281,7 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
         const option_spec *spec = find_option(arg, name_len);
         if (!spec || !(spec->commands & (1u << command))) {
             return usage_error(why, "%s: unknown option '%.*s' (see pinfer %s --help)",
-                               COMMAND_NAMES[command], (int)name_len, arg,
-                               COMMAND_NAMES[command]);
+                               COMMAND_NAMES[command], (int)name_len, arg, COMMAND_NAMES[command]);
         }
         const char *name = spec->names[0];
         const char *value = NULL;

@@ -12,7 +12,6 @@
 
 typedef enum tool_command { CMD_RUN, CMD_PLAN, CMD_TOPO } tool_command;
 
-
 typedef struct tool_options {
     tool_command command;
     pf_plan_options plan;
@@ -37,8 +36,7 @@ typedef struct tool_options {
  * environment (PINFER_TOPOLOGY, LOCAL_RANK, LOCAL_WORLD_SIZE).  Returns 0, or
  * -EINVAL with *why (malloc'd) for a usage error.
  */
-int tool_parse_options(tool_command command, int argc, char **argv, tool_options *out,
-                       char **why);
+int tool_parse_options(tool_command command, int argc, char **argv, tool_options *out, char **why);
 
 /* Does the command line ask for --json (before PROGRAM)?  For reporting its own errors. */
 bool tool_options_want_json(int argc, char **argv);

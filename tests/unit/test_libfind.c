@@ -290,8 +290,14 @@ typedef struct image {
     size_t len;
 } image;
 
-static void put32(char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(char *p, uint64_t v) { memcpy(p, &v, 8); }
+static void put32(char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static void put64(char *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
 
 /* Append a string at the end of the image; returns its offset from `base`. */
 static uint32_t add_string(image *img, size_t base, const char *s)
