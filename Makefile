@@ -4,6 +4,8 @@
 #   make check            C unit tests, CLI golden tests (build/)
 #   make SAN=1 check      the same under ASan + UBSan, in build-san/
 #   make fuzz             libFuzzer targets (clang), in build-fuzz/
+#   make tsan             executor and streams tests under ThreadSanitizer
+#                         (clang, LLVM libomp), in build-tsan/, and run them
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # Every tests/unit/test_*.c is a cmocka program linked with the static
@@ -34,6 +36,11 @@ CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototype
             -Wmissing-prototypes -fPIC $(SANFLAGS) $(HWLOC_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(HWLOC_LIBS) -lpthread -lm
+# The runtime (pools, pinning) calls OpenMP: those objects, the shared library,
+# tests and benchmarks use it.  The pinfer tool does not reference them, so
+# linking it with the static archive does not pull OpenMP in.
+OPENMP   ?= -fopenmp
+OMP_SRC  := src/pin.c src/pool.c
 
 SOVERSION := 0
 VERSION   := $(shell sed -n 's/^#define PINFER_VERSION "\(.*\)"/\1/p' include/pinfer.h)
@@ -49,7 +56,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 
-.PHONY: all lib tool tests benches demo check unit golden fuzz install clean style
+.PHONY: all lib tool tests benches demo check unit golden fuzz tsan install clean style
 all: lib tool tests benches demo
 
 lib: $(B)/libpinfer.a $(B)/libpinfer.so.$(SOVERSION)
@@ -61,6 +68,8 @@ $(B)/obj/%.o: src/%.c include/pinfer.h $(wildcard src/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+$(OMP_SRC:src/%.c=$(B)/obj/%.o): CFLAGS += $(OPENMP)
+
 $(B)/obj/tools/%.o: tools/%.c include/pinfer.h $(wildcard tools/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
@@ -70,7 +79,7 @@ $(B)/libpinfer.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(B)/libpinfer.so.$(SOVERSION): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libpinfer.so.$(SOVERSION) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libpinfer.so.$(SOVERSION) $(LDFLAGS) $(OPENMP) -o $@ $^ $(LDLIBS)
 	ln -sf libpinfer.so.$(SOVERSION) $(B)/libpinfer.so
 
 # The tool links the static library: one fewer file to find at start-up.
@@ -79,12 +88,12 @@ $(B)/pinfer: $(TOOL_OBJ) $(B)/libpinfer.a
 
 $(B)/tests/%: tests/unit/%.c $(B)/libpinfer.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< $(B)/libpinfer.a \
-	    $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(OPENMP) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< \
+	    $(B)/libpinfer.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
 $(B)/bench/%: bench/%.c $(B)/libpinfer.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(B)/libpinfer.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(OPENMP) -o $@ $< $(B)/libpinfer.a $(LDFLAGS) $(LDLIBS)
 
 # The demo workload (OpenMP dense layers) that scripts/demo.sh launches.
 demo: $(B)/pinfer-demo
@@ -101,13 +110,29 @@ golden: $(B)/pinfer
 	@/usr/bin/python3 tests/run_golden.py --pinfer $(B)/pinfer
 
 # libFuzzer targets: clang, with ASan and UBSan, linked with the library's sources.
-FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -Iinclude -Isrc \
                -D_GNU_SOURCE $(HWLOC_CFLAGS)
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) include/pinfer.h $(wildcard src/*.h)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(HWLOC_LIBS) -lpthread -lm
 
 fuzz: $(FUZZ_BIN)
+
+# ThreadSanitizer: clang with LLVM's libomp, whose Archer tool (libarcher.so,
+# loaded automatically under TSan) tells TSan about OpenMP's synchronisation;
+# tests/run_tsan.sh sets TSAN_OPTIONS=ignore_noninstrumented_modules=1 so
+# that libomp's own uninstrumented internals are not reported.
+TSAN_TESTS  := test_executor test_streams
+TSAN_BIN    := $(TSAN_TESTS:%=build-tsan/%)
+TSAN_CFLAGS := -std=c11 -g -O1 -fsanitize=thread -fopenmp -Wall -Wextra -Werror -Iinclude -Isrc \
+               -D_GNU_SOURCE $(HWLOC_CFLAGS)
+build-tsan/%: tests/unit/%.c $(LIB_SRC) include/pinfer.h $(wildcard src/*.h tests/unit/*.h)
+	@mkdir -p $(@D)
+	clang $(TSAN_CFLAGS) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< $(LIB_SRC) $(HWLOC_LIBS) \
+	    -lpthread -lm -lcmocka
+
+tsan: $(TSAN_BIN)
+	@tests/run_tsan.sh $(TSAN_BIN)
 
 style:
 	@tests/check_style.sh
@@ -122,8 +147,8 @@ install: all
 	install -m 644 include/pinfer.h $(DESTDIR)$(PREFIX)/include/pinfer.h
 	install -m 644 docs/pinfer.1 $(DESTDIR)$(PREFIX)/share/man/man1/pinfer.1
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS@|$(HWLOC_LIBS) -lpthread -lm|' \
+	    -e 's|@LIBS@|$(HWLOC_LIBS) -lpthread -lm $(OPENMP)|' \
 	    pinfer.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/pinfer.pc
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-tsan

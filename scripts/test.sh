@@ -5,7 +5,8 @@
 #
 # Suites: C unit tests (cmocka), CLI golden tests, Python tests (pytest on
 # /usr/bin/python3), the unit and golden suites again under AddressSanitizer
-# + UndefinedBehaviorSanitizer, the libFuzzer targets for a bounded time
+# + UndefinedBehaviorSanitizer, the runtime's executor and streams tests under
+# ThreadSanitizer, the libFuzzer targets for a bounded time
 # (PF_FUZZ_SECONDS, default 30 each), and the style check.
 set -u
 cd "$(dirname "$0")/.."
@@ -67,6 +68,7 @@ suite "golden (CLI)" make -s golden
 suite "python (pytest)" python_suite
 suite "unit under ASan+UBSan" make -s SAN=1 unit
 suite "golden under ASan+UBSan" make -s SAN=1 golden
+suite "executors, streams under TSan" make -s tsan
 suite "fuzz (libFuzzer)" bash -c 'make -s fuzz >/dev/null && tests/run_fuzz.sh'
 suite "style" tests/check_style.sh
 

@@ -19,6 +19,7 @@ const char *pf_strerror(int code)
     case -ECANCELED: return "canceled";
     case -ESRCH: return "no such process";
     case -EIO: return "input/output error";
+    case -EDEADLK: return "would deadlock";
     default: return "unknown error";
     }
 }
