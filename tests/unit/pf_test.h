@@ -42,4 +42,69 @@ static inline pf_topology *load_fixture(const char *name)
     return t;
 }
 
+/*
+ * Fill plan options from a compact form ("ni=2 nc=3 bind scatter"): ni=N
+ * nc=N node=N nodes=L cores=L logical ecores bind scatter latency throughput
+ * multi rank=N idx=L lr=N lws=N.  The strings point into `buf`.
+ */
+static inline void plan_options_parse(const char *text, char *buf, size_t size, pf_plan_options *o)
+{
+    pf_plan_options_init(o);
+    snprintf(buf, size, "%s", text);
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok;
+         tok = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(tok, '=');
+        const char *v = eq ? eq + 1 : "";
+        if (eq)
+            *eq = '\0';
+        if (!strcmp(tok, "ni"))
+            o->ninstances = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "nc"))
+            o->ncores_per_instance = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "node"))
+            o->node_id = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "nodes"))
+            o->nodes_list = v;
+        else if (!strcmp(tok, "cores"))
+            o->core_list = v;
+        else if (!strcmp(tok, "logical"))
+            o->use_logical_cores = true;
+        else if (!strcmp(tok, "ecores"))
+            o->use_e_cores = true;
+        else if (!strcmp(tok, "bind"))
+            o->bind_numa_node = true;
+        else if (!strcmp(tok, "scatter"))
+            o->strategy = PF_STRATEGY_SCATTER;
+        else if (!strcmp(tok, "latency"))
+            o->latency_mode = true;
+        else if (!strcmp(tok, "throughput"))
+            o->throughput_mode = true;
+        else if (!strcmp(tok, "multi"))
+            o->multi_instance = true;
+        else if (!strcmp(tok, "rank"))
+            o->rank = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "idx"))
+            o->instance_idx = v;
+        else if (!strcmp(tok, "lr"))
+            o->local_rank = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "lws"))
+            o->local_world_size = (int)strtol(v, NULL, 10);
+        else
+            fail_msg("unknown test option '%s'", tok);
+    }
+}
+
+/* The plan of `options` (compact form) on t, or fail the test with the reason. */
+static inline pf_plan *plan_from_text(pf_topology *t, const char *options)
+{
+    pf_plan_options o;
+    char buf[256];
+    plan_options_parse(options, buf, sizeof buf, &o);
+    pf_plan *plan = NULL;
+    char *why = NULL;
+    if (pf_plan_instances(t, &o, &plan, &why) < 0)
+        fail_msg("plan [%s]: %s", options, why ? why : "");
+    return plan;
+}
+
 #endif /* PF_TEST_H */

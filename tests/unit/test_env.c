@@ -214,36 +214,6 @@ static bool exists_unless_gone(const char *path, void *ctx)
     return path[0] == '/' && !strstr(path, "gone") && !strchr(path, '$');
 }
 
-static pf_plan *plan_of(pf_topology *t, const char *text)
-{
-    pf_plan_options o;
-    pf_plan_options_init(&o);
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", text);
-    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok;
-         tok = strtok_r(NULL, " ", &save)) {
-        char *eq = strchr(tok, '=');
-        const char *v = eq ? eq + 1 : "";
-        if (eq)
-            *eq = '\0';
-        if (!strcmp(tok, "ni"))
-            o.ninstances = (int)strtol(v, NULL, 10);
-        else if (!strcmp(tok, "nc"))
-            o.ncores_per_instance = (int)strtol(v, NULL, 10);
-        else if (!strcmp(tok, "cores"))
-            o.core_list = v;
-        else if (!strcmp(tok, "logical"))
-            o.use_logical_cores = true;
-        else
-            fail_msg("unknown plan option '%s'", tok);
-    }
-    pf_plan *plan = NULL;
-    char *why = NULL;
-    if (pf_plan_instances(t, &o, &plan, &why) < 0)
-        fail_msg("plan [%s]: %s", text, why ? why : "");
-    return plan;
-}
-
 static void env_options_of(const char *text, pf_env_options *o)
 {
     static const char *const allocators[] = {"auto", "default", "tcmalloc", "jemalloc", NULL};
@@ -373,7 +343,7 @@ static int check_field(const env_case *c, const char *what, const char *want, co
 static int run_case(const env_case *c)
 {
     pf_topology *t = load_fixture(c->fixture);
-    pf_plan *plan = plan_of(t, c->plan);
+    pf_plan *plan = plan_from_text(t, c->plan);
     pf_env_options o;
     env_options_of(c->options, &o);
     char **envp = environ_of(c->environ);
@@ -426,7 +396,7 @@ static void test_file_exists_callback(void **state)
 {
     (void)state;
     pf_topology *t = load_fixture(T);
-    pf_plan *plan = plan_of(t, "");
+    pf_plan *plan = plan_from_text(t, "");
     pf_env_options o;
     env_options_of("-", &o);
     int calls = 0;
@@ -458,7 +428,7 @@ static void test_null_environ(void **state)
 {
     (void)state;
     pf_topology *t = load_fixture(T);
-    pf_plan *plan = plan_of(t, "ni=2");
+    pf_plan *plan = plan_from_text(t, "ni=2");
     pf_env_options o;
     env_options_of(ALL, &o);
     pf_launch_env *env = NULL;
@@ -493,7 +463,7 @@ static void test_apply(void **state)
 {
     (void)state;
     pf_topology *t = load_fixture(W);
-    pf_plan *plan = plan_of(t, "ni=2");
+    pf_plan *plan = plan_from_text(t, "ni=2");
     pf_env_options o;
     env_options_of("omp=default tc", &o);
     char *base[] = {"PATH=/bin",
@@ -553,7 +523,7 @@ static void test_invalid_arguments(void **state)
 {
     (void)state;
     pf_topology *t = load_fixture(T);
-    pf_plan *plan = plan_of(t, "");
+    pf_plan *plan = plan_from_text(t, "");
     pf_env_options o;
     env_options_of(ALL, &o);
     pf_launch_env *env = NULL;

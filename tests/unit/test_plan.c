@@ -4,8 +4,7 @@
  * Each row: a fixture, options in a compact form, and the expected plan as
  * "cpus/nodes" per instance separated by ';' ("idx:cpus/nodes" when the
  * index is not the position), or "!text" for an error whose message holds
- * text.  Options: ni=N nc=N node=N nodes=L cores=L logical ecores bind
- * scatter latency throughput multi rank=N idx=L lr=N lws=N.
+ * text.  Options in the compact form of plan_options_parse (pf_test.h).
  */
 #include "pf_test.h"
 
@@ -158,54 +157,6 @@ static const plan_case CASES[] = {
     {"synthetic:pack:2 numa:1 core:4 pu:2", "logical nc=2 ni=1", "0-1/0"},
 };
 
-/* Fill options from the compact form; the strings point into `buf`. */
-static void parse_options(const char *text, char *buf, size_t size, pf_plan_options *o)
-{
-    pf_plan_options_init(o);
-    snprintf(buf, size, "%s", text);
-    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok;
-         tok = strtok_r(NULL, " ", &save)) {
-        char *eq = strchr(tok, '=');
-        const char *v = eq ? eq + 1 : "";
-        if (eq)
-            *eq = '\0';
-        if (!strcmp(tok, "ni"))
-            o->ninstances = (int)strtol(v, NULL, 10);
-        else if (!strcmp(tok, "nc"))
-            o->ncores_per_instance = (int)strtol(v, NULL, 10);
-        else if (!strcmp(tok, "node"))
-            o->node_id = (int)strtol(v, NULL, 10);
-        else if (!strcmp(tok, "nodes"))
-            o->nodes_list = v;
-        else if (!strcmp(tok, "cores"))
-            o->core_list = v;
-        else if (!strcmp(tok, "logical"))
-            o->use_logical_cores = true;
-        else if (!strcmp(tok, "ecores"))
-            o->use_e_cores = true;
-        else if (!strcmp(tok, "bind"))
-            o->bind_numa_node = true;
-        else if (!strcmp(tok, "scatter"))
-            o->strategy = PF_STRATEGY_SCATTER;
-        else if (!strcmp(tok, "latency"))
-            o->latency_mode = true;
-        else if (!strcmp(tok, "throughput"))
-            o->throughput_mode = true;
-        else if (!strcmp(tok, "multi"))
-            o->multi_instance = true;
-        else if (!strcmp(tok, "rank"))
-            o->rank = (int)strtol(v, NULL, 10);
-        else if (!strcmp(tok, "idx"))
-            o->instance_idx = v;
-        else if (!strcmp(tok, "lr"))
-            o->local_rank = (int)strtol(v, NULL, 10);
-        else if (!strcmp(tok, "lws"))
-            o->local_world_size = (int)strtol(v, NULL, 10);
-        else
-            fail_msg("unknown test option '%s'", tok);
-    }
-}
-
 /* The plan in the expected form, always with explicit indices. */
 static char *describe(const pf_plan *plan)
 {
@@ -257,7 +208,7 @@ static void test_plan_table(void **state)
         pf_topology *t = load_fixture(c->fixture);
         pf_plan_options o;
         char buf[256];
-        parse_options(c->options, buf, sizeof buf, &o);
+        plan_options_parse(c->options, buf, sizeof buf, &o);
         pf_plan *plan = NULL;
         char *why = NULL;
         int rc = pf_plan_instances(t, &o, &plan, &why);
@@ -297,37 +248,24 @@ static bool has_warning(const pf_plan *plan, const char *text)
     return false;
 }
 
-static pf_plan *plan_of(pf_topology *t, const char *options)
-{
-    pf_plan_options o;
-    char buf[256];
-    parse_options(options, buf, sizeof buf, &o);
-    pf_plan *plan = NULL;
-    char *why = NULL;
-    int rc = pf_plan_instances(t, &o, &plan, &why);
-    if (rc < 0)
-        fail_msg("[%s]: %s", options, why ? why : "");
-    return plan;
-}
-
 static void test_warnings(void **state)
 {
     (void)state;
     pf_topology *t = load_fixture(W);
-    pf_plan *p = plan_of(t, "nc=3");
+    pf_plan *p = plan_from_text(t, "nc=3");
     assert_true(has_warning(p, "instance 1 spans NUMA nodes 0-1"));
     assert_false(has_warning(p, "instance 0 spans"));
     pf_plan_free(p);
-    p = plan_of(t, "nc=3 bind");
+    p = plan_from_text(t, "nc=3 bind");
     assert_int_equal(p->nwarnings, 0);
     pf_plan_free(p);
-    p = plan_of(t, "throughput ni=2");
+    p = plan_from_text(t, "throughput ni=2");
     assert_true(has_warning(p, "overrides --ninstances"));
     pf_plan_free(p);
-    p = plan_of(t, "latency logical");
+    p = plan_from_text(t, "latency logical");
     assert_true(has_warning(p, "--use-logical-cores is ignored"));
     pf_plan_free(p);
-    p = plan_of(t, "cores=0 node=1");
+    p = plan_from_text(t, "cores=0 node=1");
     assert_true(has_warning(p, "--core-list is given"));
     pf_plan_free(p);
     pf_topology_free(t);
@@ -358,14 +296,14 @@ static void test_large_synthetic(void **state)
     size_t n;
     pf_topology_cpus(t, &n);
     assert_int_equal(n, 1024);
-    pf_plan *p = plan_of(t, "throughput");
+    pf_plan *p = plan_from_text(t, "throughput");
     assert_int_equal(p->ninstances, 16);
     assert_int_equal(p->instances[15].ncpus, 32);
     pf_plan_free(p);
-    p = plan_of(t, "logical ni=1024");
+    p = plan_from_text(t, "logical ni=1024");
     assert_int_equal(p->ninstances, 1024);
     pf_plan_free(p);
-    p = plan_of(t, "latency");
+    p = plan_from_text(t, "latency");
     assert_int_equal(p->ninstances, 128);
     pf_plan_free(p);
     pf_topology_free(t);
