@@ -152,3 +152,21 @@ install: all
 
 clean:
 	rm -rf build build-san build-fuzz build-tsan
+
+# The Python package's extension (python/pinfer/_pinfer.c) over the static
+# library, built into $(B)/python/pinfer/; python/pinfer/__init__.py looks
+# there too, so that from the repository root
+#     make python && PYTHONPATH=python /usr/bin/python3 -c 'import pinfer'
+# works.  The library's symbols stay hidden inside the module
+# (--exclude-libs); -fopenmp makes it share torch's libgomp.so.1.
+# `pip install .` builds the same module with setup.py instead.  Another
+# interpreter: make python PYTHON=/path/to/python3 (not taken from the environment).
+PYTHON        := /usr/bin/python3
+PYTHON_CONFIG := $(PYTHON)-config
+PY_MODULE     := $(B)/python/pinfer/_pinfer$(shell $(PYTHON_CONFIG) --extension-suffix 2>/dev/null)
+.PHONY: python
+python: $(PY_MODULE)
+$(PY_MODULE): python/pinfer/_pinfer.c $(B)/libpinfer.a include/pinfer.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(shell $(PYTHON_CONFIG) --includes) $(CFLAGS) $(OPENMP) -shared \
+	    -Wl,--exclude-libs,ALL -o $@ $< $(B)/libpinfer.a $(LDFLAGS) $(LDLIBS)

@@ -1,0 +1,64 @@
+"""pinfer: the runtime API of Intel Extension for PyTorch on stock PyTorch.
+
+The names of ``intel_extension_for_pytorch.cpu.runtime`` (CPUPool, pin, Task,
+MultiStreamModule, MultiStreamModuleHint, get_default_num_streams,
+get_core_list_of_node_id, is_runtime_ext_enabled) over libpinfer, so that
+code written for IPEX runs by changing its import only: ``import pinfer as
+ipex`` keeps ``ipex.cpu.runtime.CPUPool`` working, and ``pinfer.runtime`` is
+the module itself.  Also ``topology()`` and ``plan()``: the machine and the
+launcher's planner for Python tools.  See docs/python.md.
+"""
+import os
+
+
+def _find_build_tree():
+    """Let the build tree's extension be found: `make python` puts it in
+    build/python/pinfer/ rather than next to these sources, so that
+    `PYTHONPATH=python` works from the repository without build products in
+    the source tree.  An installed package has the extension beside it and
+    no such directory."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    built = os.path.join(os.path.dirname(os.path.dirname(here)), "build", "python", "pinfer")
+    if os.path.isdir(built) and built not in __path__:
+        __path__.append(built)
+
+
+_find_build_tree()
+
+try:
+    from . import _pinfer  # noqa: E402  (loads libpinfer: the start-up CPU mask is read now)
+except ImportError as error:  # pragma: no cover - a source tree without `make python`
+    raise ImportError(
+        "pinfer's extension is not built: run `make python` at the repository root "
+        "(or install the package with pip); %s" % error) from error
+
+from . import runtime  # noqa: E402
+from . import cpu  # noqa: E402,F401  (pinfer.cpu.runtime, IPEX's spelling)
+from .runtime import (  # noqa: E402
+    CPUPool,
+    MultiStreamModule,
+    MultiStreamModuleHint,
+    Task,
+    get_core_list_of_node_id,
+    get_default_num_streams,
+    is_runtime_ext_enabled,
+    pin,
+    plan,
+    topology,
+)
+
+__version__ = _pinfer.VERSION
+
+__all__ = [
+    "CPUPool",
+    "MultiStreamModule",
+    "MultiStreamModuleHint",
+    "Task",
+    "get_core_list_of_node_id",
+    "get_default_num_streams",
+    "is_runtime_ext_enabled",
+    "pin",
+    "plan",
+    "runtime",
+    "topology",
+]

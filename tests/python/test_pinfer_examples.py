@@ -1,0 +1,112 @@
+"""The examples, the package from the build tree, and the whole pinfer suite under libiomp5.
+
+test_the_suite_again_under_libiomp5 runs every test_pinfer_*.py file again in
+a child pytest with LD_PRELOAD of Debian's libiomp5.so (LLVM/Intel OpenMP
+then serves torch's and pinfer's OpenMP calls); PINFER_TEST_IOMP=1 marks the
+child, which does not recurse.  The runtime and multi-stream tests also run
+under the OpenMP binding variables `pinfer run` sets.  PINFER_TEST_PIP=1 also
+installs the package with pip into a fresh virtual environment.
+"""
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+IOMP = "/usr/lib/x86_64-linux-gnu/libiomp5.so"
+PYTHON_DIR = os.path.join(ROOT, "python")
+
+
+def _build():
+    proc = subprocess.run(["make", "-C", ROOT, "-s", "python"], capture_output=True, text=True)
+    assert proc.returncode == 0, "make python failed:\n" + proc.stdout + proc.stderr
+
+
+_build()
+
+
+def run(argv, env=None, cwd=ROOT, timeout=300):
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = PYTHON_DIR
+    full_env.update(env or {})
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env,
+                          cwd=cwd)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_ipex_example_runs_with_only_its_import_changed():
+    path = os.path.join(ROOT, "examples", "ipex_runtime_example.py")
+    with open(path) as source:
+        text = source.read()
+    assert "import pinfer as ipex  # was: import intel_extension_for_pytorch as ipex" in text
+    assert "intel_extension_for_pytorch" not in text.replace(
+        "# was: import intel_extension_for_pytorch as ipex", "").replace(
+        "-import intel_extension_for_pytorch as ipex", "")
+    rc, out = run([sys.executable, path])
+    assert rc == 0, out
+    assert out.count("same as the plain model") == 6, out
+    assert "runtime extension enabled: True" in out
+
+
+def test_resnet_example_matches_the_plain_model():
+    rc, out = run([sys.executable, os.path.join(ROOT, "examples", "resnet_multistream.py"),
+                   "--batch", "3", "--image-size", "64", "--seconds", "0.2"])
+    assert rc == 0, out
+    assert "same as the plain model: True" in out
+    assert "images/s" in out
+
+
+def test_the_package_imports_from_the_build_tree_anywhere():
+    code = "import pinfer; print(pinfer._pinfer.__file__); print(pinfer.CPUPool().core_ids)"
+    rc, out = run([sys.executable, "-c", code], cwd="/")
+    assert rc == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith(os.path.join(ROOT, "build", "python", "pinfer", "_pinfer"))
+    assert lines[1] == str(sorted(os.sched_getaffinity(0)))
+
+
+@pytest.mark.skipif(bool(os.environ.get("PINFER_TEST_IOMP")), reason="already the libiomp5 run")
+def test_the_suite_again_under_libiomp5():
+    if not os.path.exists(IOMP):
+        pytest.skip("%s is missing (Debian package libomp-dev)" % IOMP)
+    files = sorted(glob.glob(os.path.join(ROOT, "tests", "python", "test_pinfer_*.py")))
+    rc, out = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"] + files,
+                  env={"LD_PRELOAD": IOMP, "PINFER_TEST_IOMP": "1"}, timeout=600)
+    assert rc == 0, out[-6000:]
+    assert " passed" in out.splitlines()[-1], out[-2000:]
+
+
+@pytest.mark.skipif(bool(os.environ.get("PINFER_TEST_IOMP")), reason="already a re-run")
+@pytest.mark.parametrize("env", [
+    {"OMP_PROC_BIND": "close", "OMP_PLACES": "threads"},
+    {"LD_PRELOAD": IOMP, "PINFER_TEST_IOMP": "1", "KMP_AFFINITY": "granularity=fine,compact,1,0"},
+], ids=["libgomp-proc-bind", "libiomp5-kmp-affinity"])
+def test_pools_pin_and_streams_under_the_launchers_openmp_binding(env):
+    """What `pinfer run` sets for each runtime: the runtime binds the initial thread, and
+    its own new threads, itself; pools, pins and streams must still hold."""
+    if "LD_PRELOAD" in env and not os.path.exists(IOMP):
+        pytest.skip("%s is missing (Debian package libomp-dev)" % IOMP)
+    files = [os.path.join(ROOT, "tests", "python", name)
+             for name in ("test_pinfer_runtime.py", "test_pinfer_multistream.py")]
+    rc, out = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"] + files,
+                  env=dict(env, PINFER_TEST_IOMP=env.get("PINFER_TEST_IOMP", "")),
+                  timeout=600)
+    assert rc == 0, out[-6000:]
+
+
+@pytest.mark.skipif(not os.environ.get("PINFER_TEST_PIP"), reason="set PINFER_TEST_PIP=1")
+def test_pip_installs_the_package_into_a_venv(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    rc, out = run([python, "-m", "pip", "install", "--no-build-isolation", ROOT],
+                  env={"PYTHONPATH": ""}, timeout=600)
+    assert rc == 0, out[-4000:]
+    rc, out = run([python, "-c", "import pinfer; print(pinfer.__file__)"],
+                  env={"PYTHONPATH": ""}, cwd=str(tmp_path))
+    assert rc == 0, out
+    assert out.startswith(str(venv)), out
