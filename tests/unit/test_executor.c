@@ -416,8 +416,14 @@ static void test_wait_from_worker(void **state)
     assert_int_equal(atomic_load(&ran), 2);
 }
 
+/* Opened by the test once everything is queued: the task must not free its
+   executor before the next submission is in (that one would be -ECANCELED). */
+static atomic_int free_gate;
+
 static int free_own_executor(void *arg)
 {
+    while (!atomic_load(&free_gate))
+        sleep_ms(1);
     pf_executor_free(arg);
     return 5;
 }
@@ -429,8 +435,10 @@ static void test_free_from_task(void **state)
     atomic_store(&ran, 0);
     pf_executor *ex = executor_on(BOTH, 2);
     pf_future *f, *after;
+    atomic_store(&free_gate, 0);
     assert_int_equal(pf_executor_submit(ex, free_own_executor, ex, &f), 0);
     assert_int_equal(pf_executor_submit(ex, slow_count, NULL, &after), 0);
+    atomic_store(&free_gate, 1);
     int r;
     assert_int_equal(pf_future_wait(f, &r), 0);
     assert_int_equal(r, 5);
