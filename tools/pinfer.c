@@ -550,17 +550,13 @@ static void print_topo_human(const pf_topology *t, const char **features, size_t
     fputs("\nE-cores:    ", stdout);
     print_list(stdout, v.scratch, select_cpus(&v, is_efficiency, 0, false));
     fputc('\n', stdout);
-    /* Sockets, in order of their first CPU. */
-    pf_cpu_info const *seen_socket[64];
-    size_t nseen = 0;
+    /* Sockets, in order of their first CPU: each printed at that CPU. */
     for (size_t i = 0; i < v.ncpus; i++) {
         bool known = false;
-        for (size_t k = 0; k < nseen && !known; k++)
-            known = seen_socket[k]->socket == v.cpus[i].socket;
+        for (size_t k = 0; k < i && !known; k++)
+            known = v.cpus[k].socket == v.cpus[i].socket;
         if (known)
             continue;
-        if (nseen < sizeof seen_socket / sizeof *seen_socket)
-            seen_socket[nseen++] = &v.cpus[i];
         printf("socket %d:   CPUs ", v.cpus[i].socket);
         print_list(stdout, v.scratch, select_cpus(&v, in_socket, v.cpus[i].socket, false));
         fputc('\n', stdout);
