@@ -34,31 +34,8 @@ except ImportError as error:  # pragma: no cover - a source tree without `make p
 
 from . import runtime  # noqa: E402
 from . import cpu  # noqa: E402,F401  (pinfer.cpu.runtime, IPEX's spelling)
-from .runtime import (  # noqa: E402
-    CPUPool,
-    MultiStreamModule,
-    MultiStreamModuleHint,
-    Task,
-    get_core_list_of_node_id,
-    get_default_num_streams,
-    is_runtime_ext_enabled,
-    pin,
-    plan,
-    topology,
-)
+from .runtime import *  # noqa: E402,F401,F403  (the names of runtime.__all__)
 
 __version__ = _pinfer.VERSION
 
-__all__ = [
-    "CPUPool",
-    "MultiStreamModule",
-    "MultiStreamModuleHint",
-    "Task",
-    "get_core_list_of_node_id",
-    "get_default_num_streams",
-    "is_runtime_ext_enabled",
-    "pin",
-    "plan",
-    "runtime",
-    "topology",
-]
+__all__ = runtime.__all__ + ["runtime"]

@@ -2,10 +2,20 @@
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def import_pinfer():
+    """The package from python/, its extension built by `make python` if missing or stale."""
+    proc = subprocess.run(["make", "-C", ROOT, "-s", "python"], capture_output=True, text=True)
+    assert proc.returncode == 0, "make python failed:\n" + proc.stdout + proc.stderr
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    import pinfer
+    return pinfer
 
 
 @pytest.fixture(scope="session")

@@ -6,27 +6,16 @@ through concat_output=False.
 """
 import inspect
 import os
-import subprocess
-import sys
 import threading
 import warnings
 
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import import_pinfer
 
 
-def _import_pinfer():
-    """The package from python/, its extension built by `make python` if missing or stale."""
-    proc = subprocess.run(["make", "-C", ROOT, "-s", "python"], capture_output=True, text=True)
-    assert proc.returncode == 0, "make python failed:\n" + proc.stdout + proc.stderr
-    sys.path.insert(0, os.path.join(ROOT, "python"))
-    import pinfer
-    return pinfer
-
-
-pinfer = _import_pinfer()
+pinfer = import_pinfer()
 Hint = pinfer.MultiStreamModuleHint
 
 ALLOWED = pinfer.CPUPool().core_ids  # the process's CPUs (test_pinfer_runtime.py checks it)

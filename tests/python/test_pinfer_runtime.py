@@ -17,19 +17,10 @@ import warnings
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, import_pinfer
 
 
-def _import_pinfer():
-    """The package from python/, its extension built by `make python` if missing or stale."""
-    proc = subprocess.run(["make", "-C", ROOT, "-s", "python"], capture_output=True, text=True)
-    assert proc.returncode == 0, "make python failed:\n" + proc.stdout + proc.stderr
-    sys.path.insert(0, os.path.join(ROOT, "python"))
-    import pinfer
-    return pinfer
-
-
-pinfer = _import_pinfer()
+pinfer = import_pinfer()
 _pinfer = pinfer._pinfer
 
 # The CPUs of the process (pinfer's view: its start-up mask and cgroup), and this thread's
