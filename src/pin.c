@@ -57,20 +57,13 @@ static pid_t current_tid(void)
  */
 static size_t kernel_setsize(void)
 {
-    for (size_t ncpus = 1024; ncpus <= PF_ID_LIMIT; ncpus *= 2) {
-        size_t bytes = CPU_ALLOC_SIZE(ncpus);
-        cpu_set_t *set = CPU_ALLOC(ncpus);
-        if (!set)
-            return 0;
-        int rc = sched_getaffinity(0, bytes, set);
-        int err = errno;
-        CPU_FREE(set);
-        if (rc == 0)
-            return bytes;
-        if (err != EINVAL)
-            return 0;
-    }
-    return 0;
+    size_t bytes = 0;
+    int err;
+    cpu_set_t *set = pf__affinity_read(&bytes, &err);
+    if (!set)
+        return 0;
+    CPU_FREE(set);
+    return bytes;
 }
 
 static cpu_set_t *saved_mask(const pf_pin_state *st, size_t i)

@@ -49,35 +49,13 @@ static struct {
     char *live_why;
 } startup = {.once = PTHREAD_ONCE_INIT};
 
-/* The calling thread's mask, in a buffer grown until the kernel accepts it. */
-static cpu_set_t *read_mask(size_t *size, int *err)
-{
-    for (int ncpus = 1024; ncpus <= PF_ID_LIMIT; ncpus *= 2) {
-        cpu_set_t *set = CPU_ALLOC((size_t)ncpus);
-        if (!set) {
-            *err = ENOMEM;
-            return NULL;
-        }
-        size_t bytes = CPU_ALLOC_SIZE((size_t)ncpus);
-        if (sched_getaffinity(0, bytes, set) == 0) {
-            *size = bytes;
-            return set;
-        }
-        *err = errno;
-        CPU_FREE(set);
-        if (*err != EINVAL)
-            return NULL;
-    }
-    return NULL;
-}
-
 /*
  * Runs when the library is loaded (or when the static archive's pool.o is
  * part of a program, before main).  Only a system call: no OpenMP, no hwloc.
  */
 __attribute__((constructor)) static void capture_startup_mask(void)
 {
-    startup.mask = read_mask(&startup.size, &startup.mask_errno);
+    startup.mask = pf__affinity_read(&startup.size, &startup.mask_errno);
 }
 
 static bool env_set(const char *name)
@@ -155,7 +133,7 @@ static void init_once(void)
        shrank since), here anyway. */
     size_t size;
     int err;
-    cpu_set_t *mine = startup.mask ? read_mask(&size, &err) : NULL;
+    cpu_set_t *mine = startup.mask ? pf__affinity_read(&size, &err) : NULL;
     bool same = mine && size == startup.size && CPU_EQUAL_S(size, mine, startup.mask);
     if (mine)
         CPU_FREE(mine);

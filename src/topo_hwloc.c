@@ -96,31 +96,22 @@ static int configure(hwloc_topology_t topo)
 
 /*
  * The calling thread's affinity mask (sched_getaffinity(0)), as an hwloc
- * bitmap.  The kernel refuses a mask smaller than its own, so grow until it
- * fits.
+ * bitmap.
  */
 static int get_affinity(hwloc_bitmap_t set)
 {
-    for (int ncpus = 1024; ncpus <= PF_ID_LIMIT; ncpus *= 2) {
-        cpu_set_t *mask = CPU_ALLOC((size_t)ncpus);
-        if (!mask)
-            return -ENOMEM;
-        size_t size = CPU_ALLOC_SIZE((size_t)ncpus);
-        if (sched_getaffinity(0, size, mask) == 0) {
-            int rc = 0;
-            hwloc_bitmap_zero(set);
-            for (int cpu = 0; cpu < ncpus && rc == 0; cpu++)
-                if (CPU_ISSET_S((size_t)cpu, size, mask) && hwloc_bitmap_set(set, (unsigned)cpu))
-                    rc = -ENOMEM;
-            CPU_FREE(mask);
-            return rc;
-        }
-        int err = errno;
-        CPU_FREE(mask);
-        if (err != EINVAL)
-            return -err;
-    }
-    return -EINVAL;
+    size_t size = 0;
+    int err;
+    cpu_set_t *mask = pf__affinity_read(&size, &err);
+    if (!mask)
+        return -err;
+    int rc = 0;
+    hwloc_bitmap_zero(set);
+    for (size_t cpu = 0; cpu < size * 8 && rc == 0; cpu++)
+        if (CPU_ISSET_S(cpu, size, mask) && hwloc_bitmap_set(set, (unsigned)cpu))
+            rc = -ENOMEM;
+    CPU_FREE(mask);
+    return rc;
 }
 
 /*

@@ -1,6 +1,8 @@
 /* util.c - internal helpers: messages, int arrays, strict integers. */
 #include "util.h"
 
+#include "pinfer.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -83,6 +85,28 @@ void pf__ivec_sort_unique(pf__ivec *vec)
 bool pf__sorted_has(const int *v, size_t n, int x)
 {
     return v && bsearch(&x, v, n, sizeof *v, pf__int_cmp) != NULL;
+}
+
+cpu_set_t *pf__affinity_read(size_t *size, int *err)
+{
+    for (size_t ncpus = 1024; ncpus <= PF_ID_LIMIT; ncpus *= 2) {
+        cpu_set_t *set = CPU_ALLOC(ncpus);
+        if (!set) {
+            *err = ENOMEM;
+            return NULL;
+        }
+        size_t bytes = CPU_ALLOC_SIZE(ncpus);
+        if (sched_getaffinity(0, bytes, set) == 0) {
+            *size = bytes;
+            return set;
+        }
+        *err = errno;
+        CPU_FREE(set);
+        if (*err != EINVAL)
+            return NULL;
+    }
+    *err = EINVAL;
+    return NULL;
 }
 
 int pf__parse_int(const char *s, size_t len, long lo, long hi, long *out)

@@ -5,6 +5,7 @@
 #ifndef PF_UTIL_H
 #define PF_UTIL_H
 
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,6 +43,14 @@ void pf__ivec_sort_unique(pf__ivec *vec);
 int pf__int_cmp(const void *a, const void *b);
 /* true when the sorted array holds x. */
 bool pf__sorted_has(const int *v, size_t n, int x);
+
+/*
+ * The calling thread's affinity mask (sched_getaffinity(0)), in a buffer
+ * grown until the kernel accepts its size (1024 CPUs' worth on most
+ * machines, more on larger ones).  Returns the mask (CPU_FREE() it) with its
+ * size in bytes, or NULL with *err set (ENOMEM, or the kernel's errno).
+ */
+cpu_set_t *pf__affinity_read(size_t *size, int *err);
 
 /*
  * Parse all of [s, s + len) as a decimal integer in [lo, hi]: no sign unless
