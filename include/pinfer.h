@@ -319,6 +319,14 @@ int pf_launch(const pf_plan *plan, const pf_launch_env *env, const pf_launch_opt
 /* The equivalent command line of a binding: "numactl -C 0-3 -m 0" (malloc'd). */
 char *pf_binding_command(const pf_instance *instance, bool bind_cpus, bool bind_memory);
 
+/*
+ * argv (NULL-terminated) as one line that a shell reads back as the same
+ * words: plain words as they are, others in single quotes, and those with
+ * control characters (a newline) in bash's $'...' so that the line stays one
+ * line.  malloc'd; NULL when out of memory.
+ */
+char *pf_shell_join(char *const *argv);
+
 /* ------------------------------------------------------------------------ */
 /* Runtime: pools, pinning, executors, streams (docs/runtime.md)             */
 

@@ -811,19 +811,29 @@ static void supervise(supervisor *s)
 
 /* ---- the launcher ------------------------------------------------------- */
 
+char *pf_shell_join(char *const *argv)
+{
+    strbuf line = {0};
+    put_str(&line, "");
+    for (size_t i = 0; argv && argv[i]; i++) {
+        if (i)
+            put_str(&line, " ");
+        put_quoted(&line, argv[i]);
+    }
+    if (line.failed) {
+        free(line.s);
+        return NULL;
+    }
+    return line.s;
+}
+
 static void log_command(const pf_instance *in, const pf_launch_options *o)
 {
     char *bind = pf_binding_command(in, o->bind_cpus, o->bind_memory);
-    strbuf cmd = {0};
-    for (size_t i = 0; o->argv[i]; i++) {
-        if (i)
-            put_str(&cmd, " ");
-        put_quoted(&cmd, o->argv[i]);
-    }
-    say("info", "instance %d: %s %s", in->index, bind ? bind : "",
-        cmd.s && !cmd.failed ? cmd.s : "");
+    char *cmd = pf_shell_join(o->argv);
+    say("info", "instance %d: %s %s", in->index, bind ? bind : "", cmd ? cmd : "");
     free(bind);
-    free(cmd.s);
+    free(cmd);
 }
 
 /* Bind and exec in place: the single-instance path. */

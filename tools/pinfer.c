@@ -227,27 +227,6 @@ static void print_list(FILE *out, const int *ids, size_t n)
     free(text);
 }
 
-/* Print an argument so that a shell would read it back as one word. */
-static void print_shell_quoted(FILE *out, const char *arg)
-{
-    bool plain = *arg != '\0';
-    for (const char *p = arg; *p && plain; p++)
-        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./=:,+-@%",
-                       *p) != NULL;
-    if (plain) {
-        fputs(arg, out);
-        return;
-    }
-    fputc('\'', out);
-    for (const char *p = arg; *p; p++) {
-        if (*p == '\'')
-            fputs("'\\''", out);
-        else
-            fputc(*p, out);
-    }
-    fputc('\'', out);
-}
-
 static void print_warnings(const tool_options *o, const pf_plan *plan, const pf_launch_env *env)
 {
     for (int i = 0; i < o->nnotes; i++)
@@ -287,12 +266,10 @@ static void print_plan_table(const pf_topology *t, const pf_plan *plan, const pf
         fputc('\n', stdout);
     }
     if (ncmd > 0) {
-        fputs("command:", stdout);
-        for (size_t i = 0; i < ncmd; i++) {
-            fputc(' ', stdout);
-            print_shell_quoted(stdout, cmd[i]);
-        }
-        fputc('\n', stdout);
+        /* cmd is NULL-terminated: it was allocated with room to spare. */
+        char *line = pf_shell_join((char *const *)cmd);
+        printf("command: %s\n", line ? line : "?");
+        free(line);
     }
     for (size_t i = 0; i < env->ncommon; i++)
         printf("env: %s=%s\n", env->common[i].name, env->common[i].value);
