@@ -327,6 +327,14 @@ char *pf_binding_command(const pf_instance *instance, bool bind_cpus, bool bind_
  */
 char *pf_shell_join(char *const *argv);
 
+/*
+ * The file `name` runs as execvp would find it: as given when it holds a
+ * slash, else the first executable regular file on $PATH (an empty element
+ * is the current directory).  *path is malloc'd.  Returns 0, -ENOENT,
+ * -EACCES (found, not executable), -EINVAL or -ENOMEM.
+ */
+int pf_find_program(const char *name, char **path);
+
 /* ------------------------------------------------------------------------ */
 /* Runtime: pools, pinning, executors, streams (docs/runtime.md)             */
 

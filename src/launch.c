@@ -264,7 +264,7 @@ static const char *env_path(const pf_launch_options *o)
     for (size_t i = 0; envp && envp[i]; i++)
         if (strncmp(envp[i], "PATH=", 5) == 0)
             return envp[i] + 5;
-    return "/usr/local/bin:/usr/bin:/bin"; /* execvp's default, near enough */
+    return NULL; /* search_path_list's default */
 }
 
 /* 0 when `file` is an executable regular file, else -ENOENT / -EACCES / -EISDIR. */
@@ -278,22 +278,30 @@ static int check_executable(const char *file)
     return access(file, X_OK) == 0 && S_ISREG(st.st_mode) ? 0 : -EACCES;
 }
 
-/*
- * The file argv[0] names, as execvp would find it: as given when it holds a
- * slash or no search is asked for, else the first executable one on the
- * environment's PATH (an empty element is the current directory).  A file
- * found but not executable is reported only if nothing better comes later.
- */
-static int resolve_program(const pf_launch_options *o, char **file, char **why)
+/* The program named with its path: it must be executable as it is. */
+static int take_as_given(const char *name, char **file)
 {
-    const char *name = o->argv[0];
+    int rc = *name ? check_executable(name) : -ENOENT;
+    if (rc == 0 && !(*file = strdup(name)))
+        rc = -ENOMEM;
+    return rc;
+}
+
+/*
+ * The file `name` names, as execvp would find it: as given when it holds a
+ * slash, else the first executable one on path_list (NULL: execvp's default;
+ * an empty element is the current directory).  A file found but not
+ * executable is reported only if nothing better comes later.
+ */
+static int search_path_list(const char *path_list, const char *name, char **file)
+{
     int rc = -ENOENT;
-    if (!o->search_path || strchr(name, '/')) {
-        rc = *name ? check_executable(name) : -ENOENT;
-        if (rc == 0 && !(*file = strdup(name)))
-            rc = -ENOMEM;
+    if (!path_list)
+        path_list = "/usr/local/bin:/usr/bin:/bin"; /* execvp's default, near enough */
+    if (strchr(name, '/')) {
+        rc = take_as_given(name, file);
     } else {
-        for (const char *p = env_path(o); rc != 0 && rc != -ENOMEM;) {
+        for (const char *p = path_list; rc != 0 && rc != -ENOMEM;) {
             size_t len = strcspn(p, ":");
             char *candidate = pf__strdupf("%.*s%s%s", (int)len, p, len ? "/" : "", name);
             int found = candidate ? check_executable(candidate) : -ENOMEM;
@@ -310,6 +318,20 @@ static int resolve_program(const pf_launch_options *o, char **file, char **why)
             p += len + 1;
         }
     }
+    return rc;
+}
+
+int pf_find_program(const char *name, char **path)
+{
+    if (!name || !path)
+        return -EINVAL;
+    return search_path_list(getenv("PATH"), name, path);
+}
+
+static int resolve_program(const pf_launch_options *o, char **file, char **why)
+{
+    const char *name = o->argv[0];
+    int rc = o->search_path ? search_path_list(env_path(o), name, file) : take_as_given(name, file);
     if (rc == 0 || rc == -ENOMEM)
         return rc == 0 ? 0 : pf__fail(why, rc, "out of memory");
     return pf__fail(why, rc, "cannot run %s: %s", name, strerror(-rc));

@@ -83,28 +83,6 @@ static int fail_code(bool json, int rc, char *why)
     return rc == -ENOMEM || rc == -ENOTSUP || rc == -EIO ? 1 : status;
 }
 
-/* The first `name` on PATH that is executable, malloc'd; NULL if none. */
-static char *find_on_path(const char *name)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *colon = strchr(path, ':');
-        size_t len = colon ? (size_t)(colon - path) : strlen(path);
-        size_t size = len + strlen(name) + 2;
-        char *candidate = malloc(size);
-        if (!candidate)
-            return NULL;
-        snprintf(candidate, size, "%.*s/%s", (int)len, len ? path : ".", name);
-        if (access(candidate, X_OK) == 0)
-            return candidate;
-        free(candidate);
-        path += len + (colon ? 1 : 0);
-    }
-    return NULL;
-}
-
 /*
  * The command each instance runs: PROGRAM ARGS with --no-python, else
  * PYTHON -u [-m] PROGRAM ARGS where PYTHON is $PINFER_PYTHON or the first
@@ -118,7 +96,10 @@ static size_t build_command(const tool_options *o, const char **argv, char **pyt
         return 0;
     if (!o->no_python) {
         const char *env = getenv("PINFER_PYTHON");
-        *python = env && *env ? strdup(env) : find_on_path("python3");
+        if (env && *env)
+            *python = strdup(env);
+        else if (pf_find_program("python3", python) < 0)
+            *python = NULL;
         argv[n++] = *python ? *python : "python3";
         argv[n++] = "-u";
         if (o->module)
