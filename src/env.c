@@ -54,15 +54,6 @@ static lib_kind kind_of(const char *path)
     return KIND_OTHER;
 }
 
-static const char *env_value(char *const *envp, const char *name)
-{
-    size_t len = strlen(name);
-    for (size_t i = 0; envp && envp[i]; i++)
-        if (strncmp(envp[i], name, len) == 0 && envp[i][len] == '=')
-            return envp[i] + len + 1;
-    return NULL;
-}
-
 static bool default_exists(const char *path, void *ctx)
 {
     (void)ctx;
@@ -140,7 +131,7 @@ static bool checkable(const char *entry)
 /* Keep the existing LD_PRELOAD entries that exist, in order. */
 static void merge_existing_preload(builder *b)
 {
-    const char *existing = env_value(b->opts->environ, "LD_PRELOAD");
+    const char *existing = pf__envp_get(b->opts->environ, "LD_PRELOAD");
     if (!existing)
         return;
     bool (*exists)(const char *, void *) =
@@ -247,7 +238,7 @@ static void assign(builder *b, size_t i, const char *name, char *value)
         return;
     }
     pf_launch_env *env = b->env;
-    const char *existing = env_value(b->opts->environ, name);
+    const char *existing = pf__envp_get(b->opts->environ, name);
     if (existing && *existing && strcmp(name, "LD_PRELOAD") != 0) {
         note_kept(b, name, existing, value);
         free(value);
@@ -270,7 +261,7 @@ static void warn_kept(builder *b)
 {
     char *list = NULL;
     for (size_t k = 0; k < b->nkept && !b->rc; k++) {
-        const char *value = env_value(b->opts->environ, b->kept[k]);
+        const char *value = pf__envp_get(b->opts->environ, b->kept[k]);
         char *longer = list ? pf__strdupf("%s, %s=%s", list, b->kept[k], value)
                             : pf__strdupf("%s=%s", b->kept[k], value);
         free(list);
@@ -331,7 +322,7 @@ static void instance_env(builder *b, const pf_plan *plan, const pf_topology *top
 {
     const pf_instance *in = &plan->instances[i];
     pf_launch_env *env = b->env;
-    if (env->npreload > 0 || env_value(b->opts->environ, "LD_PRELOAD"))
+    if (env->npreload > 0 || pf__envp_get(b->opts->environ, "LD_PRELOAD"))
         assign(b, i, "LD_PRELOAD", join_preload(env));
     assign(b, i, "OMP_NUM_THREADS", pf__strdupf("%d", in->threads));
     if (env->omp == PF_OMP_INTEL) {

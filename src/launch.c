@@ -258,13 +258,10 @@ static void bind_self(const binding *b, bool cpus, bool memory)
 
 /* ---- the program ---------------------------------------------------------- */
 
+/* The PATH the instances get (NULL: none, search_path_list's default). */
 static const char *env_path(const pf_launch_options *o)
 {
-    char *const *envp = o->environ ? o->environ : environ;
-    for (size_t i = 0; envp && envp[i]; i++)
-        if (strncmp(envp[i], "PATH=", 5) == 0)
-            return envp[i] + 5;
-    return NULL; /* search_path_list's default */
+    return pf__envp_get(o->environ ? o->environ : environ, "PATH");
 }
 
 /* 0 when `file` is an executable regular file, else -ENOENT / -EACCES / -EISDIR. */

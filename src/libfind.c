@@ -9,6 +9,7 @@
  * tells the decisions.
  */
 #include "pinfer.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,15 +99,10 @@ static const char *const system_dirs[] = {
 /* ------------------------------------------------------------------------ */
 /* Directories                                                               */
 
+/* NAME's value in envp, or in the process's environment when envp is NULL. */
 static const char *env_get(char *const *envp, const char *name)
 {
-    if (!envp)
-        return getenv(name);
-    size_t len = strlen(name);
-    for (; *envp; envp++)
-        if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
-            return *envp + len + 1;
-    return NULL;
+    return envp ? pf__envp_get(envp, name) : getenv(name);
 }
 
 static bool is_file(const char *path)

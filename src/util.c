@@ -87,6 +87,15 @@ bool pf__sorted_has(const int *v, size_t n, int x)
     return v && bsearch(&x, v, n, sizeof *v, pf__int_cmp) != NULL;
 }
 
+const char *pf__envp_get(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; envp && envp[i]; i++)
+        if (strncmp(envp[i], name, len) == 0 && envp[i][len] == '=')
+            return envp[i] + len + 1;
+    return NULL;
+}
+
 cpu_set_t *pf__affinity_read(size_t *size, int *err)
 {
     for (size_t ncpus = 1024; ncpus <= PF_ID_LIMIT; ncpus *= 2) {

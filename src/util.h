@@ -44,6 +44,9 @@ int pf__int_cmp(const void *a, const void *b);
 /* true when the sorted array holds x. */
 bool pf__sorted_has(const int *v, size_t n, int x);
 
+/* The value of `name` in envp ("NAME=value" strings, NULL-terminated; NULL: none), or NULL. */
+const char *pf__envp_get(char *const *envp, const char *name);
+
 /*
  * The calling thread's affinity mask (sched_getaffinity(0)), in a buffer
  * grown until the kernel accepts its size (1024 CPUs' worth on most
