@@ -42,36 +42,32 @@ static size_t count_distinct(pf__ivec *vec)
     return vec->len;
 }
 
+static int double_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /*
- * E-cores from MAXMHZ: sort the distinct known values, find the highest step
- * between neighbours of at least ECORE_GAP_PERCENT of the maximum; every CPU
- * below that step is an efficiency core.  One value, or no such step: none.
+ * E-cores from MAXMHZ: sort the known values, find the highest step between
+ * neighbours of at least ECORE_GAP_PERCENT of the maximum; every CPU below
+ * that step is an efficiency core.  One value, or no such step: none (0).
+ * Returns -1 when out of memory.
  */
 static double ecore_threshold(const pf__cpu_row *rows, size_t n)
 {
-    double *v = malloc(n * sizeof *v);
+    double *v = malloc((n ? n : 1) * sizeof *v);
     if (!v)
-        return 0;
+        return -1;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (rows[i].maxmhz > 0)
             v[k++] = rows[i].maxmhz;
-    /* Insertion sort of distinct values; n is a CPU count. */
-    size_t m = 0;
-    for (size_t i = 0; i < k; i++) {
-        size_t j = 0;
-        while (j < m && v[j] < v[i])
-            j++;
-        if (j < m && v[j] == v[i])
-            continue;
-        double x = v[i];
-        memmove(&v[j + 1], &v[j], (m - j) * sizeof *v);
-        v[j] = x;
-        m++;
-    }
+    qsort(v, k, sizeof *v, double_cmp);
     double threshold = 0;
-    for (size_t j = m; j-- > 1;) {
-        if ((v[j] - v[j - 1]) * 100 >= ECORE_GAP_PERCENT * v[m - 1]) {
+    /* Equal neighbours make a step of 0: no need to drop duplicates. */
+    for (size_t j = k; j-- > 1;) {
+        if ((v[j] - v[j - 1]) * 100 >= ECORE_GAP_PERCENT * v[k - 1]) {
             threshold = v[j];
             break;
         }
@@ -106,6 +102,8 @@ int pf__topology_build(const char *name, bool live, pf__cpu_row *rows, size_t n,
         if (rows[i].efficiency >= 0)
             derive_efficiency = false;
     double threshold = derive_efficiency ? ecore_threshold(rows, n) : 0;
+    if (threshold < 0)
+        return pf__fail(why, -ENOMEM, "out of memory");
 
     pf_topology *t = calloc(1, sizeof *t);
     group_key *keys = malloc(n * sizeof *keys);
