@@ -69,6 +69,9 @@ typedef struct builder {
     int rc;
     const char *kept[MAX_KEPT]; /* names whose existing value won over a different one */
     size_t nkept;
+    /* The same for every instance, computed once before them: */
+    char *preload_line; /* LD_PRELOAD's value, or NULL when it is not set */
+    bool every_cpu;     /* the plan uses every CPU of the machine */
 } builder;
 
 static void warn(builder *b, const char *fmt, ...) PF__PRINTF(2, 3);
@@ -318,12 +321,11 @@ static char *join_preload(const pf_launch_env *env)
     return out;
 }
 
-static void instance_env(builder *b, const pf_plan *plan, const pf_topology *topo, size_t i)
+static void instance_env(builder *b, const pf_instance *in, size_t i)
 {
-    const pf_instance *in = &plan->instances[i];
     pf_launch_env *env = b->env;
-    if (env->npreload > 0 || pf__envp_get(b->opts->environ, "LD_PRELOAD"))
-        assign(b, i, "LD_PRELOAD", join_preload(env));
+    if (b->preload_line)
+        assign(b, i, "LD_PRELOAD", strdup(b->preload_line));
     assign(b, i, "OMP_NUM_THREADS", pf__strdupf("%d", in->threads));
     if (env->omp == PF_OMP_INTEL) {
         assign(b, i, "KMP_BLOCKTIME", strdup("1"));
@@ -332,7 +334,7 @@ static void instance_env(builder *b, const pf_plan *plan, const pf_topology *top
             assign(b, i, "KMP_AFFINITY",
                    list ? pf__strdupf("granularity=fine,proclist=[%s],explicit", list) : NULL);
             free(list);
-        } else if (!plan_uses_every_cpu(plan, topo)) {
+        } else if (!b->every_cpu) {
             assign(b, i, "KMP_AFFINITY", strdup(KMP_AFFINITY_COMPACT));
         }
     } else {
@@ -415,8 +417,13 @@ int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_op
         if (used && strncmp(base_name(used), "libgomp.", 8) == 0)
             env->omp = PF_OMP_DEFAULT;
     }
+    if (!b.rc && (env->npreload > 0 || pf__envp_get(opts->environ, "LD_PRELOAD")) &&
+        !(b.preload_line = join_preload(env)))
+        b.rc = -ENOMEM;
+    b.every_cpu = plan_uses_every_cpu(plan, topo);
     for (size_t i = 0; i < plan->ninstances && !b.rc; i++)
-        instance_env(&b, plan, topo, i);
+        instance_env(&b, &plan->instances[i], i);
+    free(b.preload_line);
     warn_kept(&b);
     find_common(&b);
     if (b.rc) {
