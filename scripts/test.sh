@@ -5,7 +5,8 @@
 #
 # Suites: C unit tests (cmocka), CLI golden tests, Python tests (pytest on
 # /usr/bin/python3: the launcher's, the reference planner's and the pinfer
-# package's, the latter once more with LD_PRELOAD of libiomp5.so), the unit and golden suites again under AddressSanitizer
+# package's, the latter once more with LD_PRELOAD of libiomp5.so, and its pip
+# install into a fresh venv), the unit and golden suites again under AddressSanitizer
 # + UndefinedBehaviorSanitizer, the runtime's executor and streams tests under
 # ThreadSanitizer, the libFuzzer targets for a bounded time
 # (PF_FUZZ_SECONDS, default 30 each), and the style check.
@@ -43,7 +44,7 @@ suite() {
 }
 
 pytest_suite() {
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python "$@"
+    PINFER_TEST_PIP=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python "$@"
     local rc=$?
     [ $rc -eq 5 ] && rc=0 # no tests collected is not a failure of the code
     return $rc
