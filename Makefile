@@ -32,21 +32,28 @@ HWLOC_CFLAGS := $(shell pkg-config --cflags hwloc)
 HWLOC_LIBS   := $(shell pkg-config --libs hwloc)
 
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
+# The tools see the public headers only: "built on the public API" is enforced.
+TOOL_CPPFLAGS := -Iinclude -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -fPIC $(SANFLAGS) $(HWLOC_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(HWLOC_LIBS) -lpthread -lm
-# The runtime (pools, pinning) calls OpenMP: those objects, the shared library,
-# tests and benchmarks use it.  The pinfer tool does not reference them, so
-# linking it with the static archive does not pull OpenMP in.
+# Only the runtime (src/runtime: pools, pinning, executors, streams) calls
+# OpenMP.  It is a library of its own, libpinfer-runtime, so that libpinfer
+# and the pinfer tool link no OpenMP runtime and run no constructor.
 OPENMP   ?= -fopenmp
-OMP_SRC  := src/pin.c src/pool.c
 
 SOVERSION := 0
 VERSION   := $(shell sed -n 's/^#define PINFER_VERSION "\(.*\)"/\1/p' include/pinfer.h)
 
-LIB_SRC   := $(sort $(wildcard src/*.c))
+# libpinfer: the subsystems in the order they build on each other.
+LIB_DIRS  := base topology plan launch
+LIB_SRC   := $(sort $(wildcard $(LIB_DIRS:%=src/%/*.c)))
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
+RT_SRC    := $(sort $(wildcard src/runtime/*.c))
+RT_OBJ    := $(RT_SRC:src/%.c=$(B)/obj/%.o)
+SRC_H     := $(wildcard src/*/*.h)
+PUB_H     := include/pinfer.h include/pinfer_runtime.h
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TOOL_OBJ  := $(TOOL_SRC:tools/%.c=$(B)/obj/tools/%.o)
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
@@ -55,45 +62,58 @@ BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+# Static archives in link order, and what linking them needs.
+ARCHIVES  := $(B)/libpinfer-runtime.a $(B)/libpinfer.a
 
 .PHONY: all lib tool tests benches demo check unit golden fuzz tsan install clean style
 all: lib tool tests benches demo
 
-lib: $(B)/libpinfer.a $(B)/libpinfer.so.$(SOVERSION)
+lib: $(B)/libpinfer.a $(B)/libpinfer.so.$(SOVERSION) \
+     $(B)/libpinfer-runtime.a $(B)/libpinfer-runtime.so.$(SOVERSION)
 tool: $(B)/pinfer
 tests: $(TEST_BIN)
 benches: $(BENCH_BIN)
 
-$(B)/obj/%.o: src/%.c include/pinfer.h $(wildcard src/*.h)
+$(B)/obj/%.o: src/%.c $(PUB_H) $(SRC_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(OMP_SRC:src/%.c=$(B)/obj/%.o): CFLAGS += $(OPENMP)
+$(RT_OBJ): CFLAGS += $(OPENMP)
 
 $(B)/obj/tools/%.o: tools/%.c include/pinfer.h $(wildcard tools/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(TOOL_CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/libpinfer.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(B)/libpinfer-runtime.a: $(RT_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(B)/libpinfer.so.$(SOVERSION): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libpinfer.so.$(SOVERSION) $(LDFLAGS) $(OPENMP) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libpinfer.so.$(SOVERSION) -Wl,--no-undefined $(LDFLAGS) \
+	    -o $@ $^ $(LDLIBS)
 	ln -sf libpinfer.so.$(SOVERSION) $(B)/libpinfer.so
+
+$(B)/libpinfer-runtime.so.$(SOVERSION): $(RT_OBJ) $(B)/libpinfer.so.$(SOVERSION)
+	$(CC) -shared -Wl,-soname,libpinfer-runtime.so.$(SOVERSION) -Wl,--no-undefined \
+	    $(LDFLAGS) $(OPENMP) -o $@ $(RT_OBJ) -L$(B) -lpinfer $(LDLIBS)
+	ln -sf libpinfer-runtime.so.$(SOVERSION) $(B)/libpinfer-runtime.so
 
 # The tool links the static library: one fewer file to find at start-up.
 $(B)/pinfer: $(TOOL_OBJ) $(B)/libpinfer.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/libpinfer.a $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libpinfer.a $(wildcard tests/unit/*.h)
+$(B)/tests/%: tests/unit/%.c $(ARCHIVES) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(OPENMP) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< \
-	    $(B)/libpinfer.a $(LDFLAGS) $(LDLIBS) -lcmocka
+	    $(ARCHIVES) $(LDFLAGS) $(LDLIBS) -lcmocka
 
-$(B)/bench/%: bench/%.c $(B)/libpinfer.a
+$(B)/bench/%: bench/%.c $(ARCHIVES)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(OPENMP) -o $@ $< $(B)/libpinfer.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(OPENMP) -o $@ $< $(ARCHIVES) $(LDFLAGS) $(LDLIBS)
 
 # The demo workload (OpenMP dense layers) that scripts/demo.sh launches.
 demo: $(B)/pinfer-demo
@@ -112,7 +132,7 @@ golden: $(B)/pinfer
 # libFuzzer targets: clang, with ASan and UBSan, linked with the library's sources.
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -Iinclude -Isrc \
                -D_GNU_SOURCE $(HWLOC_CFLAGS)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) include/pinfer.h $(wildcard src/*.h)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(PUB_H) $(SRC_H)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(HWLOC_LIBS) -lpthread -lm
 
@@ -126,9 +146,9 @@ TSAN_TESTS  := test_executor test_streams
 TSAN_BIN    := $(TSAN_TESTS:%=build-tsan/%)
 TSAN_CFLAGS := -std=c11 -g -O1 -fsanitize=thread -fopenmp -Wall -Wextra -Werror -Iinclude -Isrc \
                -D_GNU_SOURCE $(HWLOC_CFLAGS)
-build-tsan/%: tests/unit/%.c $(LIB_SRC) include/pinfer.h $(wildcard src/*.h tests/unit/*.h)
+build-tsan/%: tests/unit/%.c $(LIB_SRC) $(RT_SRC) $(PUB_H) $(SRC_H) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
-	clang $(TSAN_CFLAGS) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< $(LIB_SRC) $(HWLOC_LIBS) \
+	clang $(TSAN_CFLAGS) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< $(LIB_SRC) $(RT_SRC) $(HWLOC_LIBS) \
 	    -lpthread -lm -lcmocka
 
 tsan: $(TSAN_BIN)
@@ -141,14 +161,17 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(B)/pinfer $(DESTDIR)$(PREFIX)/bin/pinfer
-	install -m 644 $(B)/libpinfer.a $(DESTDIR)$(LIBDIR)/libpinfer.a
-	install -m 755 $(B)/libpinfer.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libpinfer.so.$(SOVERSION)
-	ln -sf libpinfer.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libpinfer.so
-	install -m 644 include/pinfer.h $(DESTDIR)$(PREFIX)/include/pinfer.h
+	for lib in libpinfer libpinfer-runtime; do \
+	    install -m 644 $(B)/$$lib.a $(DESTDIR)$(LIBDIR)/$$lib.a && \
+	    install -m 755 $(B)/$$lib.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$$lib.so.$(SOVERSION) && \
+	    ln -sf $$lib.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$$lib.so || exit 1; \
+	done
+	install -m 644 $(PUB_H) $(DESTDIR)$(PREFIX)/include/
 	install -m 644 docs/pinfer.1 $(DESTDIR)$(PREFIX)/share/man/man1/pinfer.1
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS@|$(HWLOC_LIBS) -lpthread -lm $(OPENMP)|' \
-	    pinfer.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/pinfer.pc
+	for pc in pinfer pinfer-runtime; do \
+	    sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	        $$pc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc || exit 1; \
+	done
 
 clean:
 	rm -rf build build-san build-fuzz build-tsan
@@ -166,7 +189,7 @@ PYTHON_CONFIG := $(PYTHON)-config
 PY_MODULE     := $(B)/python/pinfer/_pinfer$(shell $(PYTHON_CONFIG) --extension-suffix 2>/dev/null)
 .PHONY: python
 python: $(PY_MODULE)
-$(PY_MODULE): python/pinfer/_pinfer.c $(B)/libpinfer.a include/pinfer.h
+$(PY_MODULE): python/pinfer/_pinfer.c $(ARCHIVES) $(PUB_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(shell $(PYTHON_CONFIG) --includes) $(CFLAGS) $(OPENMP) -shared \
-	    -Wl,--exclude-libs,ALL -o $@ $< $(B)/libpinfer.a $(LDFLAGS) $(LDLIBS)
+	    -Wl,--exclude-libs,ALL -o $@ $< $(ARCHIVES) $(LDFLAGS) $(LDLIBS)

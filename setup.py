@@ -5,7 +5,7 @@
 
 (or, into Debian's own Python, `/usr/bin/python3 -m pip install --no-build-isolation
 --break-system-packages .`).  The extension is compiled from python/pinfer/_pinfer.c and
-libpinfer's sources (src/*.c) in one go, so that no prior `make` is needed; it needs a C
+libpinfer's sources (src/*/*.c) in one go, so that no prior `make` is needed; it needs a C
 compiler, pkg-config and libhwloc-dev, as `make` does.  From the build tree, `make python`
 builds the same module without installing anything (docs/python.md).
 """
@@ -42,10 +42,10 @@ def relative(paths):
 extension = Extension(
     "pinfer._pinfer",
     sources=relative([os.path.join(ROOT, "python", "pinfer", "_pinfer.c")]
-                     + sorted(glob.glob(os.path.join(ROOT, "src", "*.c")))),
+                     + sorted(glob.glob(os.path.join(ROOT, "src", "*", "*.c")))),
     include_dirs=["include", "src"],
     depends=relative([os.path.join(ROOT, "include", "pinfer.h")]
-                     + glob.glob(os.path.join(ROOT, "src", "*.h"))),
+                     + glob.glob(os.path.join(ROOT, "src", "*", "*.h"))),
     define_macros=[("_GNU_SOURCE", None)],
     extra_compile_args=["-std=c11", "-fopenmp"] + pkg_config("--cflags"),
     # -fopenmp links libgomp.so.1, the OpenMP runtime torch uses: one runtime in the process.

@@ -17,7 +17,7 @@
  * Targets on the test machine: empty task p50 < 20 us, empty streams_run over
  * 2 streams < 30 us, pin+unpin < 100 us.
  */
-#include "pinfer.h"
+#include "pinfer_runtime.h"
 
 #include <dlfcn.h>
 #include <linux/futex.h>

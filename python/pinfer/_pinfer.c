@@ -32,7 +32,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "pinfer.h"
+#include "pinfer_runtime.h"
 
 #include <errno.h>
 #include <dlfcn.h>

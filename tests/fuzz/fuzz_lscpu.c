@@ -7,7 +7,7 @@
  * must hold only known CPUs, each at most once.
  */
 #include "pinfer.h"
-#include "topology.h"
+#include "topology/topology.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -8,6 +8,7 @@
 #define PF_RUNTIME_TEST_H
 
 #include "pf_test.h"
+#include "pinfer_runtime.h"
 
 #include <dlfcn.h>
 #include <omp.h>

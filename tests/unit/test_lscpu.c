@@ -3,7 +3,7 @@
  * section 2, and every malformed input (an error naming file and line).
  */
 #include "pf_test.h"
-#include "topology.h"
+#include "topology/topology.h"
 
 typedef struct lscpu_case {
     const char *name;

@@ -23,8 +23,8 @@
  * that the caller's own (possibly narrowed) mask does not leak into it.
  * The mask and that topology are the only global state of the runtime.
  */
-#include "pinfer.h"
-#include "util.h"
+#include "pinfer_runtime.h"
+#include "base/util.h"
 
 #include <dlfcn.h>
 #include <errno.h>

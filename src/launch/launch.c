@@ -21,7 +21,7 @@
  * so that signalling the group (forwarding, killing what it left behind)
  * can never reach an unrelated process.
  */
-#include "util.h"
+#include "base/util.h"
 
 #include "pinfer.h"
 

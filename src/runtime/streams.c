@@ -8,8 +8,8 @@
  * synchronises its chunks (all chunks of a run are meant to run at once), and
  * the chunk descriptors can live in the streams object.
  */
-#include "pinfer.h"
-#include "util.h"
+#include "pinfer_runtime.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <pthread.h>

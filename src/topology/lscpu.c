@@ -13,8 +13,8 @@
  * Column names are matched without regard to case.  Every malformed line is
  * an error naming the input and the line.  Pure: the text is in memory.
  */
-#include "topology.h"
-#include "util.h"
+#include "topology/topology.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdlib.h>

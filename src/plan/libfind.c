@@ -9,7 +9,7 @@
  * tells the decisions.
  */
 #include "pinfer.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
  * the size of the result, not the size of the repetition.
  */
 #include "pinfer.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

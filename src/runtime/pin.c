@@ -16,8 +16,8 @@
  * sched_setaffinity(tid), which reaches the very threads that were bound even
  * if the runtime has since reshuffled or shrunk the team.
  */
-#include "pinfer.h"
-#include "util.h"
+#include "pinfer_runtime.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <omp.h>

@@ -2,8 +2,8 @@
  * topology.c - the topology model: building it from a source's rows, the
  * queries of pinfer.h, and choosing the source for pf_topology_load().
  */
-#include "topology.h"
-#include "util.h"
+#include "topology/topology.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* util.c - internal helpers: messages, int arrays, strict integers. */
-#include "util.h"
+#include "base/util.h"
 
 #include "pinfer.h"
 

@@ -14,8 +14,8 @@
  * The ordered candidates are one array; every instance is a run of it
  * (a part), so the steps only compute (start, length) pairs.
  */
-#include "topology.h"
-#include "util.h"
+#include "topology/topology.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -9,8 +9,8 @@
  * Start-up cost is the point of most of what follows: a launcher loads the
  * live topology on every start.  See docs/topology.md for the measurements.
  */
-#include "topology.h"
-#include "util.h"
+#include "topology/topology.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
  *   3. per instance: OMP_NUM_THREADS, the runtime's placement variables,
  *      MALLOC_CONF for jemalloc; an existing non-empty value wins.
  */
-#include "util.h"
+#include "base/util.h"
 
 #include "pinfer.h"
 

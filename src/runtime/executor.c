@@ -24,8 +24,8 @@
  * A future is shared by the worker and the caller, with a reference count:
  * freeing a future whose task has not run only drops the caller's reference.
  */
-#include "pinfer.h"
-#include "util.h"
+#include "pinfer_runtime.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <limits.h>
