@@ -276,45 +276,156 @@ int pf_launch_env_apply(const pf_launch_env *env, size_t instance, char *const *
 void pf_strv_free(char **strv);
 
 /* ------------------------------------------------------------------------ */
-/* Launching and supervising instances (launcher.md section 5)               */
+/* Messages                                                                  */
 
-typedef struct pf_launch_options {
-    char *const *argv;      /* the command every instance runs, NULL-terminated */
-    bool search_path;       /* look argv[0] up on PATH, like execvp */
-    bool bind_cpus;         /* CPU affinity to the instance's CPUs */
-    bool bind_memory;       /* memory bound to the instance's nodes */
-    const char *log_dir;    /* NULL: instances share the launcher's stdio */
-    const char *log_prefix; /* NULL: "run" */
-    int grace_ms;           /* after a forwarded signal, SIGKILL what is left; <= 0: 10000 */
-    char *const *environ;   /* the environment to start from; NULL: the process's */
-    bool exec_single;       /* one instance and no log dir: bind and exec in place */
-    /* Lines to report as the launcher's warnings before anything starts (the
-       plan's, the environment's), NULL-terminated; NULL: none.  Reported by
-       pf_launch so that they reach the launcher's log file too. */
-    const char *const *warnings;
-} pf_launch_options;
+typedef enum pf_log_level { PF_LOG_ERROR = 0, PF_LOG_WARNING, PF_LOG_INFO } pf_log_level;
 
-void pf_launch_options_init(pf_launch_options *opts);
+/* "error", "warning", "info" (static). */
+const char *pf_log_level_name(pf_log_level level);
 
 /*
- * Start every instance of the plan at once, bound as asked, with the launch
- * environment applied, and supervise them: output to the console (with a
- * "[i] " prefix when there are several and a log dir) and to DIR's log files,
- * SIGINT/SIGTERM/SIGHUP/SIGQUIT forwarded to every instance's process group,
- * what is left after the grace period killed, nothing left behind.
- * Launcher messages go to stderr as "pinfer: <level>: <text>".
- * *status receives 0 if every instance exited 0, else the status of the
- * lowest-index failed instance (128+N for signal N).  When an instance's main
- * process exits, whatever it left running in its process group is killed.
- * argv[0] is resolved once, before anything starts (on PATH with
- * search_path): a program that cannot be run returns -ENOENT (not found,
- * *status 127) or -EACCES (not executable, *status 126), as a shell would.
- * With exec_single and one instance, it does not return on success.
- * Returns 0, or a negative code with *why when nothing could be started
- * (a log file that cannot be created, fork failing); nothing is left running.
+ * Where the library's messages go: one line of text each, without a
+ * trailing newline or a "pinfer: <level>: " prefix.  Called from the thread
+ * that called the library; it must not call back into the object that
+ * reports.  NULL wherever a pf_log_fn is taken means pf_log_stderr.
  */
-int pf_launch(const pf_plan *plan, const pf_launch_env *env, const pf_launch_options *opts,
-              int *status, char **why);
+typedef void (*pf_log_fn)(void *ctx, pf_log_level level, const char *text);
+
+/* The default sink: "pinfer: <level>: <text>\n" on fd 2 in one write(). */
+void pf_log_stderr(void *ctx, pf_log_level level, const char *text);
+
+/* ------------------------------------------------------------------------ */
+/* The launch specification: options -> everything a launch needs           */
+
+/*
+ * What a user asks for: the run_cpu/ipexrun options of `pinfer run`, as
+ * data.  pf_launch_request_init() gives "nothing asked": the live machine,
+ * default plan, auto allocator and OpenMP runtime, binding on, Python.
+ */
+typedef struct pf_launch_request {
+    pf_plan_options plan;
+    const char *topology;    /* a pf_topology_load() source; NULL: the live machine */
+    const pf_topology *topo; /* or one already loaded (borrowed; wins over topology) */
+    bool require_live;       /* refuse a topology that is not this machine's */
+    pf_allocator allocator;
+    pf_omp_runtime omp;
+    bool disable_numactl; /* no memory binding */
+    bool disable_taskset; /* with disable_numactl: no binding at all */
+    bool no_python;       /* run PROGRAM itself, not PYTHON -u PROGRAM */
+    bool module;          /* PYTHON -u -m PROGRAM */
+    const char *python;   /* the interpreter; NULL: $PINFER_PYTHON, else python3 on PATH */
+    char *const *program; /* PROGRAM ARGS..., NULL-terminated; NULL or empty: no command */
+    char *const *environ; /* the environment to start from; NULL: the process's */
+    /* Warnings about the request itself to put first among the spec's
+       (an ignored option, say), NULL-terminated; NULL: none. */
+    const char *const *warnings;
+} pf_launch_request;
+
+void pf_launch_request_init(pf_launch_request *req);
+
+typedef struct pf_launch_spec {
+    const pf_topology *topo; /* the topology planned on (owned by the spec unless borrowed) */
+    pf_plan *plan;           /* the instances */
+    pf_launch_env *env;      /* what the launcher sets for each */
+    char **argv;             /* the command, NULL-terminated; NULL when none was given */
+    char *python;            /* the interpreter found, or NULL (none needed, or not found) */
+    bool python_missing;     /* a Python program, and no interpreter found: argv[0] is "python3" */
+    bool bind_cpus;          /* each instance's CPU affinity is set */
+    bool bind_memory;        /* and its memory bound to its nodes */
+    char ***envp;            /* envp[i]: instance i's whole environment, NULL-terminated */
+    char **binding;          /* binding[i]: its binding as a command ("numactl -C 0-3 -m 0") */
+    char **warnings;         /* the request's, the plan's and the environment's, in order */
+    size_t nwarnings;
+    char *libraries[PF_LIBRARY_COUNT]; /* what was searched for and found (else NULL) */
+} pf_launch_spec;
+
+/*
+ * Turn a request into a complete launch specification: load the topology,
+ * plan, find the libraries the options may preload (only those), compute
+ * every instance's environment, build the command line and the bindings.
+ * Pure but for the topology load, the library search and reading PATH.
+ * Errors (nothing returned, nothing half-done): -EINVAL with *why for an
+ * impossible request, the topology's load errors, -ENOMEM.  A program or an
+ * interpreter that cannot be found is not an error here (plan shows it):
+ * see pf_launch_spec_check_program().  Free with pf_launch_spec_free().
+ */
+int pf_launch_spec_create(const pf_launch_request *req, pf_launch_spec **out, char **why);
+void pf_launch_spec_free(pf_launch_spec *spec);
+
+/*
+ * Resolve the spec's argv[0] as execvp would (on the PATH of instance 0's
+ * environment); *path (malloc'd) is the file to execute.  Errors, with *why:
+ * -EINVAL (no command), -ENOENT (not found; a missing interpreter says how
+ * to name one), -EACCES (not executable), -ENOMEM.
+ */
+int pf_launch_spec_resolve(const pf_launch_spec *spec, char **path, char **why);
+
+/*
+ * The `pinfer plan --json` document of a spec: topology summary, instances,
+ * the shared environment, preloads, command, warnings (docs/plan.md).
+ * *out (malloc'd) ends with a newline.  0 or -ENOMEM.
+ */
+int pf_launch_spec_to_json(const pf_launch_spec *spec, char **out);
+
+/*
+ * The `pinfer topo --json` document: sockets, cores, nodes, every CPU, the
+ * allowed CPUs, and for the live machine only its ISA features and, with
+ * `libraries`, the OpenMP runtime and allocators found (docs/topo.md).
+ * The Python package returns the same document as a dict.  0 or -ENOMEM.
+ */
+int pf_topology_to_json(const pf_topology *topo, bool libraries, char **out);
+
+/* {"error": message} and a newline, for --json users of a failed command.  0 or -ENOMEM. */
+int pf_error_to_json(const char *message, char **out);
+
+/* ------------------------------------------------------------------------ */
+/* Spawning one process, bound                                               */
+
+#define PF_SPAWN_INHERIT (-1) /* a stdio slot: keep the parent's */
+#define PF_SPAWN_DEVNULL (-2) /* a stdio slot: /dev/null */
+
+typedef struct pf_spawn_options {
+    const char *file;  /* the file to execute (a path: see pf_find_program) */
+    char *const *argv; /* NULL-terminated, argv[0] included */
+    char *const *envp; /* the whole environment; NULL: the process's */
+    const int *cpus;   /* CPU affinity; NULL: inherited */
+    size_t ncpus;
+    const int *nodes; /* memory bound to these nodes (MPOL_BIND); NULL: not bound */
+    size_t nnodes;
+    int stdio[3];     /* fds for 0, 1, 2, or PF_SPAWN_INHERIT / PF_SPAWN_DEVNULL */
+    bool new_group;   /* the child leads a new process group */
+    int death_signal; /* sent to the child when the spawning thread dies; 0: none */
+    pf_log_fn log;    /* binding warnings; NULL: pf_log_stderr */
+    void *log_ctx;
+} pf_spawn_options;
+
+void pf_spawn_options_init(pf_spawn_options *opts);
+
+/*
+ * Start a process, libuv's uv_spawn way: everything is prepared before
+ * fork(); between fork and exec the child makes async-signal-safe calls only
+ * (signal dispositions to default and mask emptied, process group, stdio,
+ * CPU affinity, memory policy, execve, and /bin/sh for a file without a #!
+ * line), so this is safe from a multi-threaded program.  A binding the
+ * kernel refuses is a warning and the program still runs; an exec that
+ * fails comes back through a close-on-exec pipe: the child is reaped and the
+ * call returns -ENOENT / -EACCES / -ENOEXEC ... with *why ("cannot run X:
+ * ...").  fork() and pipe failures return their errno (-EAGAIN, -EMFILE).
+ * On success *pid is the child's pid, for the caller to wait for.
+ */
+int pf_spawn(const pf_spawn_options *opts, int *pid, char **why);
+
+/*
+ * The same in place: bind the calling process and exec.  Returns only on
+ * failure (the codes of pf_spawn), with the process's binding changed.
+ */
+int pf_exec(const pf_spawn_options *opts, char **why);
+
+/*
+ * Is memory binding allowed here (containers often refuse set_mempolicy)?
+ * Tried with these nodes and put back.  0, or the kernel's -errno.
+ */
+int pf_memory_binding_probe(const int *nodes, size_t nnodes);
 
 /* The equivalent command line of a binding: "numactl -C 0-3 -m 0" (malloc'd). */
 char *pf_binding_command(const pf_instance *instance, bool bind_cpus, bool bind_memory);
@@ -329,11 +440,137 @@ char *pf_shell_join(char *const *argv);
 
 /*
  * The file `name` runs as execvp would find it: as given when it holds a
- * slash, else the first executable regular file on $PATH (an empty element
- * is the current directory).  *path is malloc'd.  Returns 0, -ENOENT,
- * -EACCES (found, not executable), -EINVAL or -ENOMEM.
+ * slash, else the first executable regular file on `path_list` (NULL: the
+ * process's $PATH; an empty element is the current directory).  *path is
+ * malloc'd.  Returns 0, -ENOENT, -EACCES (found, not executable), -EINVAL
+ * or -ENOMEM.
  */
-int pf_find_program(const char *name, char **path);
+int pf_find_program(const char *name, const char *path_list, char **path);
+
+/*
+ * Run instance i of the spec in place, without a supervisor: resolve the
+ * program, report the spec's warnings, bind the calling process and exec
+ * (`pinfer run` with one instance and no log directory: the program is the
+ * process, its signals and exit status its own).  Returns only on failure:
+ * -ENOENT / -EACCES (a shell's 127 / 126) or another code, with *why.
+ */
+int pf_launch_exec(const pf_launch_spec *spec, size_t instance, pf_log_fn log, void *ctx,
+                   char **why);
+
+/* ------------------------------------------------------------------------ */
+/* Supervising the instances of a spec                                       */
+
+/*
+ * A supervisor starts every instance of a launch spec and watches them
+ * without blocking and without signal handlers: a program with its own
+ * event loop polls pf_supervisor_fd() for reading, with the timeout of
+ * pf_supervisor_timeout(), and calls pf_supervisor_step() when it wakes.
+ * Any number of supervisors may live in one process, each used by one
+ * thread at a time.  Exits are seen through pidfds (a Linux >= 5.3 kernel;
+ * older ones are polled every 50 ms), so nothing reaps or handles SIGCHLD
+ * behind the program's back, and a supervisor reaps only its own children.
+ *
+ * Each instance runs in a process group of its own; when its main process
+ * exits, whatever it left in that group is killed, and the main process is
+ * reaped only then, so that the group id cannot be reused under a signal.
+ */
+typedef struct pf_supervisor pf_supervisor;
+
+typedef enum pf_restart {
+    PF_RESTART_NEVER = 0,  /* an instance that exits stays down (pinfer run) */
+    PF_RESTART_ON_FAILURE, /* restarted unless it exited 0 */
+    PF_RESTART_ALWAYS      /* restarted whenever it exits (a server's workers) */
+} pf_restart;
+
+typedef struct pf_supervisor_options {
+    const char *log_dir;    /* log files there (created, parents too); NULL: none */
+    const char *log_prefix; /* their names' prefix; NULL: "run" */
+    bool capture;           /* read the instances' output (always with log_dir) */
+    int console_fd;         /* captured output is copied there (default 1); -1: not */
+    bool prefix_lines;      /* ... line by line as "[i] line" */
+    bool null_stdin;        /* instances read /dev/null, not the launcher's stdin */
+    int grace_ms;           /* after a stop or a forwarded signal, SIGKILL after this */
+    pf_restart restart;
+    int restart_delay_ms;     /* the first back-off (default 100), doubled each time ... */
+    int restart_max_delay_ms; /* ... up to this (default 30000) */
+    int restart_reset_ms;     /* an instance up this long starts again from the first */
+    pf_log_fn log;            /* the supervisor's messages (also in DIR's log); NULL: stderr */
+    void *log_ctx;
+    /* A line of captured output (without its newline; a line longer than
+       4 KiB comes in pieces).  Set: the console copy is not made. */
+    void (*on_output)(void *ctx, size_t instance, const char *line, size_t len);
+    /* An instance's main process exited (wait status); restart_ms >= 0: it
+       starts again in that many ms, -1: it stays down. */
+    void (*on_exit)(void *ctx, size_t instance, int status, int restart_ms);
+    void *ctx;
+} pf_supervisor_options;
+
+void pf_supervisor_options_init(pf_supervisor_options *opts);
+
+/*
+ * Prepare a supervisor: resolve the program (-ENOENT / -EACCES with *why),
+ * create the log files (never overwriting one), probe memory binding (a
+ * refusal is one warning and CPUs are still bound), and report the spec's
+ * warnings.  Nothing runs yet.  The spec must outlive the supervisor.
+ * Free with pf_supervisor_free().
+ */
+int pf_supervisor_create(const pf_launch_spec *spec, const pf_supervisor_options *opts,
+                         pf_supervisor **out, char **why);
+
+/*
+ * Start every instance at once.  If one cannot be started, those started
+ * are killed (nothing half-done) and the error is returned with *why.
+ */
+int pf_supervisor_start(pf_supervisor *sup, char **why);
+
+/* The fd to poll for reading (an epoll fd; owned by the supervisor). */
+int pf_supervisor_fd(const pf_supervisor *sup);
+
+/* Milliseconds until the supervisor has something to do by itself, -1: none. */
+int pf_supervisor_timeout(const pf_supervisor *sup);
+
+/*
+ * Do what is due, without blocking: relay output, notice exits (kill what
+ * an exited instance left behind, report it, schedule its restart), restart,
+ * apply the grace period.  Returns 0, or a negative code when the
+ * supervisor's own fds failed (it keeps its children either way).
+ */
+int pf_supervisor_step(pf_supervisor *sup);
+
+/*
+ * Block until every instance has exited for good and its output is drained
+ * (a program without an event loop of its own).  timeout_ms < 0: no limit.
+ * 0 when finished, -ETIMEDOUT, -EINTR when a signal arrived (the caller
+ * forwards it and calls again).
+ */
+int pf_supervisor_run(pf_supervisor *sup, int timeout_ms);
+
+/* true once every instance has exited for good and its output is drained. */
+bool pf_supervisor_finished(const pf_supervisor *sup);
+
+/*
+ * Send sig to every instance's process group; from then on nothing is
+ * restarted and whatever is left after the grace period is killed.  With a
+ * message (not NULL) it is logged first, as info.
+ */
+void pf_supervisor_signal(pf_supervisor *sup, int sig, const char *message);
+
+/* The pid of instance i's main process (0: not running). */
+int pf_supervisor_pid(const pf_supervisor *sup, size_t instance);
+
+/* How many times instance i was restarted. */
+unsigned pf_supervisor_restarts(const pf_supervisor *sup, size_t instance);
+
+/*
+ * The run's exit status: 0 if every instance exited 0, else that of the
+ * lowest-index failed instance (128+N for signal N).  Each failure is logged
+ * as an error ("instance 1 exited with status 3") once, the first time this
+ * is called after the supervisor finished.
+ */
+int pf_supervisor_exit_status(pf_supervisor *sup);
+
+/* Kill what is left (SIGKILL to every group), reap, close.  NULL: no-op. */
+void pf_supervisor_free(pf_supervisor *sup);
 
 #ifdef __cplusplus
 }

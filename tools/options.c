@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,46 +52,196 @@ enum opt_id {
 #define FOR_TOPO (1u << CMD_TOPO)
 #define FOR_LAUNCH (FOR_RUN | FOR_PLAN)
 
+/* The help's headings, in the order they are printed. */
+enum group { G_INSTANCES, G_ENVIRONMENT, G_PROGRAM, G_OTHER, NGROUPS };
+static const char *const GROUP_NAMES[NGROUPS] = {"Instances", "Environment", "Program", "Other"};
+
+/*
+ * One row per option: its spellings (the first is canonical; '_' for '-'
+ * is accepted everywhere), its value's name in the help (NULL: a flag), the
+ * help line, and which commands take it.  The help is made from this table.
+ */
 typedef struct option_spec {
-    const char *names[3]; /* dash spellings; the first is the canonical one */
-    bool takes_value;
+    const char *names[3];
+    const char *value;
     enum opt_id id;
     unsigned commands;
+    enum group group;
+    const char *help;
 } option_spec;
 
 static const option_spec OPTIONS[] = {
-    {{"--ninstances"}, true, O_NINSTANCES, FOR_LAUNCH},
-    {{"--ncores-per-instance", "--ncore-per-instance"}, true, O_NCORES, FOR_LAUNCH},
-    {{"--node-id"}, true, O_NODE_ID, FOR_LAUNCH},
-    {{"--nodes-list"}, true, O_NODES_LIST, FOR_LAUNCH},
-    {{"--core-list", "--cores-list"}, true, O_CORE_LIST, FOR_LAUNCH},
-    {{"--use-logical-cores", "--use-logical-core"}, false, O_LOGICAL, FOR_LAUNCH},
-    {{"--use-e-cores", "--use-e-core"}, false, O_ECORES, FOR_LAUNCH},
-    {{"--bind-numa-node", "--skip-cross-node-cores"}, false, O_BIND, FOR_LAUNCH},
-    {{"--strategy"}, true, O_STRATEGY, FOR_LAUNCH},
-    {{"--latency-mode"}, false, O_LATENCY, FOR_LAUNCH},
-    {{"--throughput-mode"}, false, O_THROUGHPUT, FOR_LAUNCH},
-    {{"--multi-instance"}, false, O_MULTI, FOR_LAUNCH},
-    {{"--rank"}, true, O_RANK, FOR_LAUNCH},
-    {{"--instance-idx"}, true, O_INSTANCE_IDX, FOR_LAUNCH},
-    {{"--enable-tcmalloc"}, false, O_TCMALLOC, FOR_LAUNCH},
-    {{"--enable-jemalloc"}, false, O_JEMALLOC, FOR_LAUNCH},
-    {{"--use-default-allocator"}, false, O_DEFAULT_ALLOC, FOR_LAUNCH},
-    {{"--memory-allocator"}, true, O_ALLOCATOR, FOR_LAUNCH},
-    {{"--disable-iomp"}, false, O_DISABLE_IOMP, FOR_LAUNCH},
-    {{"--omp-runtime"}, true, O_OMP_RUNTIME, FOR_LAUNCH},
-    {{"--disable-numactl"}, false, O_DISABLE_NUMACTL, FOR_LAUNCH},
-    {{"--disable-taskset"}, false, O_DISABLE_TASKSET, FOR_LAUNCH},
-    {{"--multi-task-manager"}, true, O_TASK_MANAGER, FOR_LAUNCH},
-    {{"--module", "-m"}, false, O_MODULE, FOR_LAUNCH},
-    {{"--no-python"}, false, O_NO_PYTHON, FOR_LAUNCH},
-    {{"--log-path", "--log-dir"}, true, O_LOG_DIR, FOR_LAUNCH},
-    {{"--log-file-prefix"}, true, O_LOG_PREFIX, FOR_LAUNCH},
-    {{"--topology"}, true, O_TOPOLOGY, FOR_LAUNCH | FOR_TOPO},
-    {{"--json"}, false, O_JSON, FOR_PLAN | FOR_TOPO},
+    {{"--ninstances"}, "N", O_NINSTANCES, FOR_LAUNCH, G_INSTANCES, "number of instances"},
+    {{"--ncores-per-instance", "--ncore-per-instance"},
+     "N",
+     O_NCORES,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "CPUs per instance (-1: split evenly)"},
+    {{"--node-id"}, "N", O_NODE_ID, FOR_LAUNCH, G_INSTANCES, "only the CPUs of this NUMA node"},
+    {{"--nodes-list"},
+     "L",
+     O_NODES_LIST,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "only the CPUs of these NUMA nodes"},
+    {{"--core-list", "--cores-list"},
+     "L",
+     O_CORE_LIST,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "exactly these CPUs (e.g. 0-3,8)"},
+    {{"--use-logical-cores", "--use-logical-core"},
+     NULL,
+     O_LOGICAL,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "also use SMT siblings"},
+    {{"--use-e-cores", "--use-e-core"},
+     NULL,
+     O_ECORES,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "also use efficiency cores"},
+    {{"--bind-numa-node", "--skip-cross-node-cores"},
+     NULL,
+     O_BIND,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "no instance spans two NUMA nodes"},
+    {{"--strategy"},
+     "close|scatter",
+     O_STRATEGY,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "which instances to keep (default close)"},
+    {{"--latency-mode"}, NULL, O_LATENCY, FOR_LAUNCH, G_INSTANCES, "preset: 4 cores per instance"},
+    {{"--throughput-mode"},
+     NULL,
+     O_THROUGHPUT,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "preset: one instance per NUMA node"},
+    {{"--multi-instance"},
+     NULL,
+     O_MULTI,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "several instances (throughput mode unless sized)"},
+    {{"--rank"}, "I", O_RANK, FOR_LAUNCH, G_INSTANCES, "launch only instance I of the plan"},
+    {{"--instance-idx"},
+     "L",
+     O_INSTANCE_IDX,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "launch only these instances of the plan"},
+    {{"--memory-allocator"},
+     "A",
+     O_ALLOCATOR,
+     FOR_LAUNCH,
+     G_ENVIRONMENT,
+     "auto|default|tcmalloc|jemalloc (default auto)"},
+    {{"--enable-tcmalloc"},
+     NULL,
+     O_TCMALLOC,
+     FOR_LAUNCH,
+     G_ENVIRONMENT,
+     "= --memory-allocator tcmalloc"},
+    {{"--enable-jemalloc"},
+     NULL,
+     O_JEMALLOC,
+     FOR_LAUNCH,
+     G_ENVIRONMENT,
+     "= --memory-allocator jemalloc"},
+    {{"--use-default-allocator"},
+     NULL,
+     O_DEFAULT_ALLOC,
+     FOR_LAUNCH,
+     G_ENVIRONMENT,
+     "= --memory-allocator default"},
+    {{"--omp-runtime"},
+     "R",
+     O_OMP_RUNTIME,
+     FOR_LAUNCH,
+     G_ENVIRONMENT,
+     "auto|default|intel (default auto)"},
+    {{"--disable-iomp"},
+     NULL,
+     O_DISABLE_IOMP,
+     FOR_LAUNCH,
+     G_ENVIRONMENT,
+     "= --omp-runtime default"},
+    {{"--disable-numactl"},
+     NULL,
+     O_DISABLE_NUMACTL,
+     FOR_LAUNCH,
+     G_ENVIRONMENT,
+     "do not bind memory"},
+    {{"--disable-taskset"},
+     NULL,
+     O_DISABLE_TASKSET,
+     FOR_LAUNCH,
+     G_ENVIRONMENT,
+     "with --disable-numactl: do not bind CPUs"},
+    {{"--multi-task-manager"},
+     "M",
+     O_TASK_MANAGER,
+     FOR_LAUNCH,
+     G_ENVIRONMENT,
+     "auto|none|numactl|taskset (ipexrun's)"},
+    {{"--module", "-m"}, NULL, O_MODULE, FOR_LAUNCH, G_PROGRAM, "run PROGRAM as a Python module"},
+    {{"--no-python"},
+     NULL,
+     O_NO_PYTHON,
+     FOR_LAUNCH,
+     G_PROGRAM,
+     "run PROGRAM directly, not with python"},
+    {{"--log-path", "--log-dir"},
+     "DIR",
+     O_LOG_DIR,
+     FOR_LAUNCH,
+     G_PROGRAM,
+     "log files in DIR (created)"},
+    {{"--log-file-prefix"},
+     "P",
+     O_LOG_PREFIX,
+     FOR_LAUNCH,
+     G_PROGRAM,
+     "their names start with P (default run)"},
+    {{"--topology"},
+     "SRC",
+     O_TOPOLOGY,
+     FOR_LAUNCH | FOR_TOPO,
+     G_OTHER,
+     "an lscpu/hwloc XML file or synthetic:\"...\""},
+    {{"--json"}, NULL, O_JSON, FOR_PLAN | FOR_TOPO, G_OTHER, "machine-readable output"},
 };
 
+#define NOPTIONS (sizeof OPTIONS / sizeof *OPTIONS)
+
 static const char *const COMMAND_NAMES[] = {"run", "plan", "topo"};
+
+void tool_options_help(tool_command command, FILE *out)
+{
+    for (int g = 0; g < NGROUPS; g++) {
+        bool heading = false;
+        for (size_t i = 0; i < NOPTIONS; i++) {
+            const option_spec *o = &OPTIONS[i];
+            if (o->group != (enum group)g || !(o->commands & (1u << command)))
+                continue;
+            if (!heading)
+                fprintf(out, "\n%s:\n", GROUP_NAMES[g]);
+            heading = true;
+            char left[64];
+            snprintf(left, sizeof left, "%s%s%s", o->names[0], o->value ? " " : "",
+                     o->value ? o->value : "");
+            if (strlen(left) > 28)
+                fprintf(out, "  %s\n  %-28s %s\n", left, "", o->help);
+            else
+                fprintf(out, "  %-28s %s\n", left, o->help);
+        }
+    }
+}
 
 static int usage_error(char **why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int usage_error(char **why, const char *fmt, ...)
@@ -143,7 +294,7 @@ static const option_spec *find_option(const char *arg, size_t len)
     for (size_t i = 0; i < len; i++)
         name[i] = (char)(arg[i] == '_' && i >= 2 ? '-' : arg[i]);
     name[len] = '\0';
-    for (size_t i = 0; i < sizeof OPTIONS / sizeof *OPTIONS; i++)
+    for (size_t i = 0; i < NOPTIONS; i++)
         for (int k = 0; k < 3 && OPTIONS[i].names[k]; k++)
             if (strcmp(name, OPTIONS[i].names[k]) == 0)
                 return &OPTIONS[i];
@@ -251,7 +402,7 @@ bool tool_options_want_json(int argc, char **argv)
         const option_spec *spec = find_option(arg, eq ? (size_t)(eq - arg) : strlen(arg));
         if (spec && spec->id == O_JSON)
             return true;
-        if (spec && spec->takes_value && !eq)
+        if (spec && spec->value && !eq)
             i++;
     }
     return false;
@@ -285,7 +436,7 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
         }
         const char *name = spec->names[0];
         const char *value = NULL;
-        if (spec->takes_value) {
+        if (spec->value) {
             if (eq)
                 value = eq + 1;
             else if (i + 1 < argc)
@@ -326,4 +477,20 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
     if (rc == 0)
         rc = env_int("LOCAL_RANK", &o->plan.local_rank, why);
     return rc;
+}
+
+void tool_launch_request(const tool_options *o, pf_launch_request *r)
+{
+    pf_launch_request_init(r);
+    r->plan = o->plan;
+    r->topology = o->topology;
+    r->require_live = o->command == CMD_RUN;
+    r->allocator = o->allocator;
+    r->omp = o->omp;
+    r->disable_numactl = o->disable_numactl;
+    r->disable_taskset = o->disable_taskset;
+    r->no_python = o->no_python;
+    r->module = o->module;
+    r->program = o->program;
+    r->warnings = o->notes;
 }

@@ -10,6 +10,8 @@
 
 #include "pinfer.h"
 
+#include <stdio.h>
+
 typedef enum tool_command { CMD_RUN, CMD_PLAN, CMD_TOPO } tool_command;
 
 typedef struct tool_options {
@@ -25,7 +27,7 @@ typedef struct tool_options {
     bool no_python;
     const char *log_dir;
     const char *log_prefix;
-    const char *notes[4]; /* warnings about the options themselves (static strings) */
+    const char *notes[4]; /* warnings about the options themselves, NULL-terminated */
     int nnotes;
     char **program; /* PROGRAM and its arguments (NULL-terminated), or NULL */
     int nprogram;
@@ -37,6 +39,12 @@ typedef struct tool_options {
  * -EINVAL with *why (malloc'd) for a usage error.
  */
 int tool_parse_options(tool_command command, int argc, char **argv, tool_options *out, char **why);
+
+/* The options `command` takes, by group, as its --help shows them. */
+void tool_options_help(tool_command command, FILE *out);
+
+/* The launch request the options make (run and plan). */
+void tool_launch_request(const tool_options *opts, pf_launch_request *req);
 
 /* Does the command line ask for --json (before PROGRAM)?  For reporting its own errors. */
 bool tool_options_want_json(int argc, char **argv);

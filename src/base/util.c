@@ -145,3 +145,64 @@ int pf__parse_int(const char *s, size_t len, long lo, long hi, long *out)
     *out = value;
     return 0;
 }
+
+void pf__buf_put(pf__buf *b, const char *text, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *grown = realloc(b->s, cap);
+        if (!grown) {
+            b->failed = true;
+            return;
+        }
+        b->s = grown;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, text, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void pf__buf_puts(pf__buf *b, const char *text)
+{
+    pf__buf_put(b, text, strlen(text));
+}
+
+void pf__buf_printf(pf__buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = pf__vstrdupf(fmt, ap);
+    va_end(ap);
+    if (text)
+        pf__buf_puts(b, text);
+    else
+        b->failed = true;
+    free(text);
+}
+
+int pf__buf_take(pf__buf *b, char **out)
+{
+    pf__buf_put(b, "", 0);
+    if (b->failed) {
+        pf__buf_free(b);
+        *out = NULL;
+        return -ENOMEM;
+    }
+    *out = b->s;
+    memset(b, 0, sizeof *b);
+    return 0;
+}
+
+void pf__buf_free(pf__buf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+int pf__parse_int_str(const char *s, long lo, long hi, long *out)
+{
+    return s ? pf__parse_int(s, strlen(s), lo, hi, out) : -EINVAL;
+}

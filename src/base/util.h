@@ -61,4 +61,25 @@ cpu_set_t *pf__affinity_read(size_t *size, int *err);
  */
 int pf__parse_int(const char *s, size_t len, long lo, long hi, long *out);
 
+/*
+ * A growable string.  Appends after a failed allocation do nothing and
+ * `failed` stays set, so that a writer checks once, at the end.
+ */
+typedef struct pf__buf {
+    char *s; /* NUL-terminated once anything was appended */
+    size_t len;
+    size_t cap;
+    bool failed;
+} pf__buf;
+
+void pf__buf_put(pf__buf *b, const char *text, size_t n);
+void pf__buf_puts(pf__buf *b, const char *text);
+void pf__buf_printf(pf__buf *b, const char *fmt, ...) PF__PRINTF(2, 3);
+/* Hand the string over (malloc'd, "" when empty): 0, or -ENOMEM (and the buffer freed). */
+int pf__buf_take(pf__buf *b, char **out);
+void pf__buf_free(pf__buf *b);
+
+/* Parse a whole environment value as an int in [lo, hi] (see pf__parse_int). */
+int pf__parse_int_str(const char *s, long lo, long hi, long *out);
+
 #endif /* PF_UTIL_H */

@@ -1,0 +1,78 @@
+/*
+ * launch.h - what the files of src/launch share: messages with a level,
+ * prepared bindings, captured-output lines, log files.
+ */
+#ifndef PF_LAUNCH_H
+#define PF_LAUNCH_H
+
+#include "base/util.h"
+
+#include "pinfer.h"
+
+#include <sched.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Format a message and hand it to fn (NULL: pf_log_stderr); also to fd when >= 0. */
+void pf__logf(pf_log_fn fn, void *ctx, int fd, pf_log_level level, const char *fmt, ...)
+    PF__PRINTF(5, 6);
+
+/*
+ * A binding prepared before fork, so that the child only makes system
+ * calls: the CPU mask and the node mask in the kernel's formats.
+ */
+typedef struct pf__binding {
+    cpu_set_t *cpus; /* NULL: CPUs not bound */
+    size_t cpus_size;
+    unsigned long *nodes;   /* NULL: memory not bound */
+    unsigned long max_node; /* bits in nodes */
+} pf__binding;
+
+/* cpus NULL: no CPU mask; nodes NULL: no node mask.  0 or -ENOMEM. */
+int pf__binding_make(const int *cpus, size_t ncpus, const int *nodes, size_t nnodes,
+                     pf__binding *b);
+void pf__binding_free(pf__binding *b);
+/* Async-signal-safe; 0 (also when there is nothing to bind), or -errno. */
+int pf__binding_apply_cpus(const pf__binding *b);
+int pf__binding_apply_memory(const pf__binding *b);
+
+/*
+ * Captured output cut into lines: bytes are held until a newline (or until
+ * the buffer is full: a longer line comes out in pieces).
+ */
+#define PF__LINE_MAX 4096
+typedef struct pf__line {
+    char text[PF__LINE_MAX];
+    size_t len;
+} pf__line;
+
+typedef void (*pf__line_fn)(void *ctx, const char *line, size_t len);
+/* Feed bytes; fn gets each complete line without its newline. */
+void pf__line_feed(pf__line *l, const char *buf, size_t n, pf__line_fn fn, void *ctx);
+/* The held part, if any, as a last line. */
+void pf__line_flush(pf__line *l, pf__line_fn fn, void *ctx);
+
+/* write() all of buf, retrying on EINTR; errors are dropped (a console gone away). */
+void pf__write_all(int fd, const char *buf, size_t n);
+
+/*
+ * The log files of one run in dir (created with its parents): the
+ * launcher's <prefix>_<stamp>_instances.log and one
+ * <prefix>_<stamp>_instance_<index>_cores_<cpus>.log per instance, all
+ * created with O_EXCL: a stamp already used gets _2, _3, ...  *main_fd and
+ * fds[i] are open for writing (O_CLOEXEC).  0, or -errno with *why.
+ */
+int pf__logs_open(const char *dir, const char *prefix, const pf_plan *plan, int *main_fd, int *fds,
+                  char **why);
+
+/*
+ * Memory binding of the spec's instances, if asked and allowed here: probed
+ * once with instance 0's nodes; a refusal is one warning.  *memory says
+ * whether to bind.  0 or -ENOMEM.
+ */
+int pf__memory_allowed(const pf_launch_spec *spec, pf_log_fn log, void *ctx, int fd, bool *memory);
+
+/* "instance N: <binding> <command>", as info. */
+void pf__log_instance(const pf_launch_spec *spec, size_t i, pf_log_fn log, void *ctx, int fd);
+
+#endif /* PF_LAUNCH_H */

@@ -1,0 +1,49 @@
+/* log.c - the library's messages: a level, a line, a sink the caller chooses. */
+#include "launch/launch.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *pf_log_level_name(pf_log_level level)
+{
+    switch (level) {
+    case PF_LOG_ERROR: return "error";
+    case PF_LOG_WARNING: return "warning";
+    default: return "info";
+    }
+}
+
+/* "pinfer: <level>: <text>\n", malloc'd. */
+static char *console_line(pf_log_level level, const char *text)
+{
+    return pf__strdupf("pinfer: %s: %s\n", pf_log_level_name(level), text);
+}
+
+void pf_log_stderr(void *ctx, pf_log_level level, const char *text)
+{
+    (void)ctx;
+    char *line = console_line(level, text);
+    if (line)
+        pf__write_all(STDERR_FILENO, line, strlen(line));
+    free(line);
+}
+
+void pf__logf(pf_log_fn fn, void *ctx, int fd, pf_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = pf__vstrdupf(fmt, ap);
+    va_end(ap);
+    if (!text)
+        return;
+    if (fd >= 0) {
+        char *line = console_line(level, text);
+        if (line)
+            pf__write_all(fd, line, strlen(line));
+        free(line);
+    }
+    (fn ? fn : pf_log_stderr)(ctx, level, text);
+    free(text);
+}

@@ -1,0 +1,632 @@
+/*
+ * supervisor.c - the instances of a launch spec, started and watched from
+ * any event loop.
+ *
+ * One epoll fd holds everything the supervisor waits for: each instance's
+ * pidfd (readable when its main process exits), each captured output pipe,
+ * and a timerfd armed for the next deadline (the grace period after a
+ * signal, the output drain after the last exit, a restart's back-off; a
+ * 50 ms tick on kernels without pidfds).  The caller polls that one fd and
+ * calls pf_supervisor_step(); no signal handler and no SIGCHLD are needed,
+ * so a server can hold many supervisors, and a program none.
+ *
+ * An exited main process is noticed with waitid(WNOWAIT) and left a zombie
+ * until it is restarted or the supervisor is freed: the zombie keeps its pid,
+ * hence its process group id, from being reused, so that signalling the
+ * group (forwarding, killing what the instance left behind) can never reach
+ * an unrelated process.
+ */
+#include "launch/launch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+#define DEFAULT_GRACE_MS 10000
+#define DEFAULT_RESTART_DELAY_MS 100
+#define DEFAULT_RESTART_MAX_MS 30000
+#define DEFAULT_RESTART_RESET_MS 10000
+#define TICK_MS 50 /* exits are polled this often without pidfds */
+
+enum event_kind { EV_TIMER = 0, EV_EXIT, EV_OUTPUT };
+
+typedef struct instance {
+    pid_t pid;         /* its main process; 0: none (never started, or reaped) */
+    int pidfd;         /* -1: none */
+    bool exited;       /* the main process exited (a zombie until reaped) */
+    bool done;         /* down for good: no restart to come */
+    bool ever_started; /* its status counts */
+    int status;        /* the last wait status */
+    int out_fd;        /* read end of its output pipe; -1 */
+    int log_fd;        /* its log file; -1 */
+    pf__line line;     /* captured output not yet a whole line */
+    double started_at;
+    double restart_at; /* < 0: no restart due */
+    int delay_ms;      /* the next back-off */
+    unsigned restarts;
+} instance;
+
+struct pf_supervisor {
+    const pf_launch_spec *spec;
+    pf_supervisor_options o;
+    char *file;  /* the resolved program */
+    bool memory; /* memory binding is on and allowed here */
+    int epfd;
+    int timerfd;
+    bool tick; /* no pidfds: poll exits every TICK_MS */
+    int main_log_fd;
+    instance *in;
+    size_t n;
+    bool stopping;      /* a signal was forwarded: nothing restarts */
+    double kill_at;     /* SIGKILL what is left then; < 0 none */
+    double drain_until; /* all down: stop waiting for output then; < 0 not yet */
+    bool reported;      /* failures were logged by pf_supervisor_exit_status */
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+#define say(s, level, ...) \
+    pf__logf((s)->o.log, (s)->o.log_ctx, (s)->main_log_fd, level, __VA_ARGS__)
+
+void pf_supervisor_options_init(pf_supervisor_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->console_fd = 1;
+    o->grace_ms = DEFAULT_GRACE_MS;
+    o->restart_delay_ms = DEFAULT_RESTART_DELAY_MS;
+    o->restart_max_delay_ms = DEFAULT_RESTART_MAX_MS;
+    o->restart_reset_ms = DEFAULT_RESTART_RESET_MS;
+}
+
+static uint64_t event_key(enum event_kind kind, size_t i)
+{
+    return (uint64_t)kind << 32 | (uint64_t)i;
+}
+
+static int watch(pf_supervisor *s, int fd, enum event_kind kind, size_t i)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = event_key(kind, i)};
+    return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+static void close_fd(pf_supervisor *s, int *fd)
+{
+    if (*fd < 0)
+        return;
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, *fd, NULL);
+    close(*fd);
+    *fd = -1;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+typedef struct line_target {
+    pf_supervisor *s;
+    size_t i;
+} line_target;
+
+static void emit_line(void *ctx, const char *line, size_t len)
+{
+    line_target *t = ctx;
+    const pf_supervisor_options *o = &t->s->o;
+    if (o->on_output) {
+        o->on_output(o->ctx, t->i, line, len);
+        return;
+    }
+    /* "[i] line\n" in one write, so that the instances' lines never mix. */
+    char out[PF__LINE_MAX + 32];
+    size_t head = (size_t)snprintf(out, 32, "[%zu] ", t->i);
+    memcpy(out + head, line, len);
+    out[head + len] = '\n';
+    pf__write_all(o->console_fd, out, head + len + 1);
+}
+
+static bool by_lines(const pf_supervisor *s)
+{
+    return s->o.on_output || s->o.prefix_lines;
+}
+
+/* Copy output to the log file whole, and to the console or the callback. */
+static void relay(pf_supervisor *s, size_t i, const char *buf, size_t n)
+{
+    instance *in = &s->in[i];
+    pf__write_all(in->log_fd, buf, n);
+    line_target t = {s, i};
+    if (by_lines(s))
+        pf__line_feed(&in->line, buf, n, emit_line, &t);
+    else
+        pf__write_all(s->o.console_fd, buf, n);
+}
+
+static void close_output(pf_supervisor *s, size_t i)
+{
+    line_target t = {s, i};
+    if (by_lines(s))
+        pf__line_flush(&s->in[i].line, emit_line, &t);
+    close_fd(s, &s->in[i].out_fd);
+}
+
+/* Read what is there; at end of file (or an error) the output is closed. */
+static void read_output(pf_supervisor *s, size_t i, bool until_empty)
+{
+    char buf[65536];
+    while (s->in[i].out_fd >= 0) {
+        ssize_t got = read(s->in[i].out_fd, buf, sizeof buf);
+        if (got > 0)
+            relay(s, i, buf, (size_t)got);
+        else if (got == 0 || (errno != EINTR && errno != EAGAIN))
+            close_output(s, i);
+        if (got <= 0 || !until_empty)
+            break;
+    }
+}
+
+/* ---- starting ---------------------------------------------------------- */
+
+static int start_instance(pf_supervisor *s, size_t i, char **why)
+{
+    const pf_launch_spec *spec = s->spec;
+    const pf_instance *in = &spec->plan->instances[i];
+    instance *st = &s->in[i];
+    int pipefd[2] = {-1, -1};
+    if ((s->o.capture || s->o.log_dir) && pipe2(pipefd, O_CLOEXEC) != 0)
+        return pf__fail(why, -errno, "cannot create a pipe: %s", strerror(errno));
+    pf_spawn_options so;
+    pf_spawn_options_init(&so);
+    so.file = s->file;
+    so.argv = spec->argv;
+    so.envp = spec->envp[i];
+    if (spec->bind_cpus)
+        so.cpus = in->cpus, so.ncpus = in->ncpus;
+    if (s->memory)
+        so.nodes = in->nodes, so.nnodes = in->nnodes;
+    so.stdio[0] = s->o.null_stdin ? PF_SPAWN_DEVNULL : PF_SPAWN_INHERIT;
+    so.stdio[1] = so.stdio[2] = pipefd[1] >= 0 ? pipefd[1] : PF_SPAWN_INHERIT;
+    so.new_group = true;
+    so.log = s->o.log;
+    so.log_ctx = s->o.log_ctx;
+    int pid = 0;
+    int rc = pf_spawn(&so, &pid, why);
+    if (pipefd[1] >= 0)
+        close(pipefd[1]);
+    if (rc < 0) {
+        if (pipefd[0] >= 0)
+            close(pipefd[0]);
+        return rc;
+    }
+    *st = (instance){.pid = pid,
+                     .pidfd = -1,
+                     .out_fd = pipefd[0],
+                     .log_fd = st->log_fd,
+                     .ever_started = true,
+                     .started_at = now_ms(),
+                     .restart_at = -1,
+                     .delay_ms = st->delay_ms,
+                     .restarts = st->restarts};
+    if (st->out_fd >= 0) {
+        fcntl(st->out_fd, F_SETFL, O_NONBLOCK);
+        watch(s, st->out_fd, EV_OUTPUT, i);
+    }
+    if (!s->tick) {
+        st->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (st->pidfd < 0 || watch(s, st->pidfd, EV_EXIT, i) < 0)
+            s->tick = true; /* an old kernel: poll instead */
+    }
+    return 0;
+}
+
+/* ---- exits and deadlines ------------------------------------------------ */
+
+static void signal_groups(pf_supervisor *s, int sig)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].pid > 0)
+            kill(-s->in[i].pid, sig);
+}
+
+static int wait_status_of(const siginfo_t *info)
+{
+    if (info->si_code == CLD_EXITED)
+        return (info->si_status & 0xff) << 8;
+    return info->si_status & 0x7f; /* killed or dumped: the signal */
+}
+
+static void schedule(pf_supervisor *s, size_t i)
+{
+    instance *in = &s->in[i];
+    bool failed = !(WIFEXITED(in->status) && WEXITSTATUS(in->status) == 0);
+    bool again = !s->stopping && (s->o.restart == PF_RESTART_ALWAYS ||
+                                  (s->o.restart == PF_RESTART_ON_FAILURE && failed));
+    int restart_ms = -1;
+    if (again) {
+        if (s->o.restart_reset_ms > 0 && now_ms() - in->started_at >= s->o.restart_reset_ms)
+            in->delay_ms = 0;
+        int first = s->o.restart_delay_ms > 0 ? s->o.restart_delay_ms : DEFAULT_RESTART_DELAY_MS;
+        int most = s->o.restart_max_delay_ms > 0 ? s->o.restart_max_delay_ms : first;
+        restart_ms = in->delay_ms > 0 ? in->delay_ms : first;
+        in->delay_ms = restart_ms >= most / 2 ? most : restart_ms * 2;
+        in->restart_at = now_ms() + restart_ms;
+    } else {
+        in->done = true;
+    }
+    if (s->o.on_exit)
+        s->o.on_exit(s->o.ctx, i, in->status, restart_ms);
+}
+
+/*
+ * Notice main processes that exited, without reaping them (WNOWAIT), and
+ * kill what each left running in its group: nothing of an instance outlives
+ * it, and nothing holds its output pipe open for ever.
+ */
+static void observe_exits(pf_supervisor *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        instance *in = &s->in[i];
+        if (in->pid <= 0 || in->exited)
+            continue;
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_PID, (id_t)in->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+            info.si_pid != in->pid)
+            continue;
+        in->exited = true;
+        in->status = wait_status_of(&info);
+        kill(-in->pid, SIGKILL);
+        close_fd(s, &in->pidfd);
+        schedule(s, i);
+    }
+}
+
+static void reap(instance *in)
+{
+    while (in->pid > 0 && waitpid(in->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    in->pid = 0;
+}
+
+static void restart(pf_supervisor *s, size_t i)
+{
+    instance *in = &s->in[i];
+    in->restart_at = -1;
+    read_output(s, i, true); /* what the old process wrote, before the new one writes */
+    if (in->out_fd >= 0)
+        close_output(s, i);
+    reap(in);
+    in->restarts++;
+    say(s, PF_LOG_INFO, "restarting instance %d (restart %u)", s->spec->plan->instances[i].index,
+        in->restarts);
+    char *why = NULL;
+    if (start_instance(s, i, &why) < 0) {
+        say(s, PF_LOG_ERROR, "cannot restart instance %d: %s", s->spec->plan->instances[i].index,
+            why ? why : "out of memory");
+        in->exited = true;
+        in->status = 127 << 8;
+        schedule(s, i);
+    }
+    free(why);
+}
+
+static bool all_down(const pf_supervisor *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].ever_started && !s->in[i].done)
+            return false;
+    return true;
+}
+
+bool pf_supervisor_finished(const pf_supervisor *s)
+{
+    if (!s || !all_down(s))
+        return false;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].out_fd >= 0)
+            return false;
+    return true;
+}
+
+static void check_deadlines(pf_supervisor *s)
+{
+    double now = now_ms();
+    if (s->kill_at >= 0 && now >= s->kill_at) {
+        if (!all_down(s))
+            say(s, PF_LOG_WARNING, "instances still running %d ms after the signal: killing them",
+                s->o.grace_ms);
+        signal_groups(s, SIGKILL);
+        s->kill_at = -1;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].restart_at >= 0 && now >= s->in[i].restart_at)
+            restart(s, i);
+    if (s->drain_until < 0 && all_down(s))
+        s->drain_until = now + s->o.grace_ms;
+    /* Output still open after that comes from a process that left the
+       instance's group (setsid): it is not waited for. */
+    if (s->drain_until >= 0 && now >= s->drain_until)
+        for (size_t i = 0; i < s->n; i++)
+            if (s->in[i].out_fd >= 0)
+                close_output(s, i);
+}
+
+static double next_deadline(const pf_supervisor *s)
+{
+    double next = -1;
+    double candidates[3] = {s->kill_at, s->drain_until, -1};
+    if (s->tick && !all_down(s))
+        candidates[2] = now_ms() + TICK_MS;
+    for (size_t k = 0; k < 3; k++)
+        if (candidates[k] >= 0 && (next < 0 || candidates[k] < next))
+            next = candidates[k];
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].restart_at >= 0 && (next < 0 || s->in[i].restart_at < next))
+            next = s->in[i].restart_at;
+    return next;
+}
+
+int pf_supervisor_timeout(const pf_supervisor *s)
+{
+    double next = next_deadline(s);
+    if (next < 0)
+        return -1;
+    double left = next - now_ms();
+    return left > 0 ? (int)left + 1 : 0;
+}
+
+/* The timerfd fires at the next deadline, so that polling the epoll fd alone is enough. */
+static void arm_timer(pf_supervisor *s)
+{
+    struct itimerspec t;
+    memset(&t, 0, sizeof t);
+    int ms = pf_supervisor_timeout(s);
+    if (ms == 0)
+        ms = 1;
+    if (ms > 0) {
+        t.it_value.tv_sec = ms / 1000;
+        t.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+    }
+    timerfd_settime(s->timerfd, 0, &t, NULL);
+}
+
+int pf_supervisor_step(pf_supervisor *s)
+{
+    if (!s)
+        return -EINVAL;
+    struct epoll_event ev[64];
+    int ready = epoll_wait(s->epfd, ev, 64, 0);
+    int rc = ready < 0 && errno != EINTR ? -errno : 0;
+    for (int k = 0; k < ready; k++) {
+        enum event_kind kind = (enum event_kind)(ev[k].data.u64 >> 32);
+        size_t i = (size_t)(ev[k].data.u64 & 0xffffffffu);
+        if (kind == EV_TIMER) {
+            uint64_t expirations;
+            ssize_t ignored = read(s->timerfd, &expirations, sizeof expirations);
+            (void)ignored;
+        } else if (kind == EV_OUTPUT && i < s->n) {
+            read_output(s, i, false);
+        }
+    }
+    observe_exits(s);
+    check_deadlines(s);
+    arm_timer(s);
+    return rc;
+}
+
+int pf_supervisor_fd(const pf_supervisor *s)
+{
+    return s ? s->epfd : -1;
+}
+
+int pf_supervisor_run(pf_supervisor *s, int timeout_ms)
+{
+    double end = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
+    pf_supervisor_step(s);
+    while (!pf_supervisor_finished(s)) {
+        int wait = -1;
+        if (end >= 0) {
+            double left = end - now_ms();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            wait = (int)left + 1;
+        }
+        struct pollfd p = {.fd = s->epfd, .events = POLLIN};
+        if (poll(&p, 1, wait) < 0) {
+            if (errno == EINTR)
+                return -EINTR;
+            return -errno;
+        }
+        int rc = pf_supervisor_step(s);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void pf_supervisor_signal(pf_supervisor *s, int sig, const char *message)
+{
+    if (!s)
+        return;
+    if (message)
+        say(s, PF_LOG_INFO, "%s", message);
+    s->stopping = true;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->in[i].restart_at >= 0) {
+            s->in[i].restart_at = -1;
+            s->in[i].done = true;
+        }
+    signal_groups(s, sig);
+    if (s->kill_at < 0)
+        s->kill_at = now_ms() + s->o.grace_ms;
+    arm_timer(s);
+}
+
+int pf_supervisor_pid(const pf_supervisor *s, size_t i)
+{
+    return s && i < s->n && !s->in[i].exited ? (int)s->in[i].pid : 0;
+}
+
+unsigned pf_supervisor_restarts(const pf_supervisor *s, size_t i)
+{
+    return s && i < s->n ? s->in[i].restarts : 0;
+}
+
+static void describe_status(int status, char *buf, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, size, "was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+}
+
+int pf_supervisor_exit_status(pf_supervisor *s)
+{
+    int code = 0;
+    for (size_t i = 0; s && i < s->n; i++) {
+        int st = s->in[i].status;
+        if (!s->in[i].ever_started || !s->in[i].exited || (WIFEXITED(st) && WEXITSTATUS(st) == 0))
+            continue;
+        if (!s->reported) {
+            char what[96];
+            describe_status(st, what, sizeof what);
+            say(s, PF_LOG_ERROR, "instance %d %s", s->spec->plan->instances[i].index, what);
+        }
+        if (code == 0)
+            code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+    }
+    if (s && pf_supervisor_finished(s))
+        s->reported = true;
+    return code;
+}
+
+/* ---- creating and freeing ------------------------------------------------ */
+
+int pf_supervisor_start(pf_supervisor *s, char **why)
+{
+    if (!s)
+        return pf__fail(why, -EINVAL, "no supervisor");
+    int rc = 0;
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        pf__log_instance(s->spec, i, s->o.log, s->o.log_ctx, s->main_log_fd);
+        char *err = NULL;
+        rc = start_instance(s, i, &err);
+        if (rc < 0) {
+            say(s, PF_LOG_ERROR, "cannot start instance %d: %s", s->spec->plan->instances[i].index,
+                err ? err : strerror(-rc));
+            rc = pf__fail(why, rc, "could not start every instance");
+        }
+        free(err);
+    }
+    if (rc < 0) { /* nothing half-done: stop what started */
+        s->stopping = true;
+        signal_groups(s, SIGKILL);
+        for (size_t i = 0; i < s->n; i++)
+            s->in[i].done = true;
+    }
+    arm_timer(s);
+    return rc;
+}
+
+static int open_fds(pf_supervisor *s, char **why)
+{
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (s->epfd < 0 || s->timerfd < 0 || watch(s, s->timerfd, EV_TIMER, 0) < 0)
+        return pf__fail(why, -errno, "cannot create the supervisor's fds: %s", strerror(errno));
+    return 0;
+}
+
+int pf_supervisor_create(const pf_launch_spec *spec, const pf_supervisor_options *o,
+                         pf_supervisor **out, char **why)
+{
+    if (!spec || !out || !spec->argv || !spec->argv[0] || !spec->plan ||
+        spec->plan->ninstances == 0)
+        return pf__fail(why, -EINVAL, "nothing to launch");
+    pf_supervisor *s = calloc(1, sizeof *s);
+    if (!s)
+        return pf__fail(why, -ENOMEM, "out of memory");
+    s->spec = spec;
+    if (o)
+        s->o = *o;
+    else
+        pf_supervisor_options_init(&s->o);
+    if (s->o.grace_ms <= 0)
+        s->o.grace_ms = DEFAULT_GRACE_MS;
+    s->n = spec->plan->ninstances;
+    s->epfd = s->timerfd = s->main_log_fd = -1;
+    s->kill_at = s->drain_until = -1;
+    s->in = calloc(s->n, sizeof *s->in);
+    int *log_fds = calloc(s->n, sizeof *log_fds);
+    int rc = s->in && log_fds ? 0 : pf__fail(why, -ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < s->n; i++)
+        s->in[i] = (instance){.pidfd = -1, .out_fd = -1, .log_fd = -1, .restart_at = -1};
+    if (rc == 0)
+        rc = pf_launch_spec_resolve(spec, &s->file, why);
+    if (rc == 0 && s->o.log_dir) {
+        rc = pf__logs_open(s->o.log_dir, s->o.log_prefix ? s->o.log_prefix : "run", spec->plan,
+                           &s->main_log_fd, log_fds, why);
+        for (size_t i = 0; rc == 0 && i < s->n; i++)
+            s->in[i].log_fd = log_fds[i];
+    }
+    /* Before an error, if any: the warnings may explain it. */
+    for (size_t k = 0; k < spec->nwarnings; k++)
+        say(s, PF_LOG_WARNING, "%s", spec->warnings[k]);
+    if (rc == 0)
+        rc = open_fds(s, why);
+    if (rc == 0 && pf__memory_allowed(spec, s->o.log, s->o.log_ctx, s->main_log_fd, &s->memory) < 0)
+        rc = pf__fail(why, -ENOMEM, "out of memory");
+    free(log_fds);
+    if (rc < 0) {
+        pf_supervisor_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void pf_supervisor_free(pf_supervisor *s)
+{
+    if (!s)
+        return;
+    /* Whatever way it ends, nothing is left behind. */
+    signal_groups(s, SIGKILL);
+    for (size_t i = 0; s->in && i < s->n; i++) {
+        instance *in = &s->in[i];
+        if (in->out_fd >= 0 && s->epfd >= 0)
+            close_output(s, i);
+        else if (in->out_fd >= 0)
+            close(in->out_fd);
+        if (in->pidfd >= 0)
+            close(in->pidfd);
+        if (in->log_fd >= 0)
+            close(in->log_fd);
+        reap(in);
+    }
+    if (s->main_log_fd >= 0)
+        close(s->main_log_fd);
+    if (s->timerfd >= 0)
+        close(s->timerfd);
+    if (s->epfd >= 0)
+        close(s->epfd);
+    free(s->in);
+    free(s->file);
+    free(s);
+}

@@ -1,0 +1,101 @@
+/*
+ * cmd_plan.c - `pinfer plan`: the instances, environment and command that
+ * `pinfer run` would use, as a table or as JSON, for this machine or any
+ * other (--topology).
+ */
+#include "tool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+/* Is this assignment one every instance shares (shown once, as "env: ...")? */
+static bool is_common(const pf_launch_env *env, const pf_env_var *v)
+{
+    for (size_t k = 0; k < env->ncommon; k++)
+        if (!strcmp(env->common[k].name, v->name) && !strcmp(env->common[k].value, v->value))
+            return true;
+    return false;
+}
+
+static void print_table(const pf_launch_spec *spec)
+{
+    const pf_topology *t = spec->topo;
+    const pf_plan *plan = spec->plan;
+    const pf_launch_env *env = spec->env;
+    size_t ncpus, nnodes;
+    pf_topology_cpus(t, &ncpus);
+    pf_topology_nodes(t, &nnodes);
+    printf("topology: %s (%zu %s, %zu %s, %zu %s, %zu NUMA %s)\n", pf_topology_source(t), ncpus,
+           plural(ncpus, "CPU", "CPUs"), pf_topology_ncores(t),
+           plural(pf_topology_ncores(t), "core", "cores"), pf_topology_nsockets(t),
+           plural(pf_topology_nsockets(t), "socket", "sockets"), nnodes,
+           plural(nnodes, "node", "nodes"));
+    printf("%-9s %-24s %-8s %s\n", "instance", "CPUs", "nodes", "threads");
+    for (size_t i = 0; i < plan->ninstances; i++) {
+        const pf_instance *in = &plan->instances[i];
+        char *cpus = NULL, *nodes = NULL;
+        pf_cpulist_format(in->cpus, in->ncpus, &cpus);
+        pf_cpulist_format(in->nodes, in->nnodes, &nodes);
+        printf("%-9d %-24s %-8s %d\n", in->index, cpus ? cpus : "?", nodes ? nodes : "?",
+               in->threads);
+        free(cpus);
+        free(nodes);
+    }
+    if (env->npreload > 0) {
+        fputs("preload:", stdout);
+        for (size_t i = 0; i < env->npreload; i++)
+            printf(" %s", env->preload[i]);
+        fputc('\n', stdout);
+    }
+    if (spec->argv) {
+        char *line = pf_shell_join(spec->argv);
+        printf("command: %s\n", line ? line : "?");
+        free(line);
+    }
+    for (size_t i = 0; i < env->ncommon; i++)
+        printf("env: %s=%s\n", env->common[i].name, env->common[i].value);
+    for (size_t i = 0; i < plan->ninstances; i++)
+        for (size_t k = 0; k < env->nvars[i]; k++)
+            if (!is_common(env, &env->vars[i][k]))
+                printf("env[%d]: %s=%s\n", plan->instances[i].index, env->vars[i][k].name,
+                       env->vars[i][k].value);
+    fflush(stdout);
+    for (size_t i = 0; i < spec->nwarnings; i++)
+        pf_log_stderr(NULL, PF_LOG_WARNING, spec->warnings[i]);
+}
+
+static int run_plan(const tool_options *o)
+{
+    pf_launch_request req;
+    tool_launch_request(o, &req);
+    pf_launch_spec *spec = NULL;
+    char *why = NULL;
+    int rc = pf_launch_spec_create(&req, &spec, &why);
+    if (rc < 0)
+        return tool_fail(o->json, rc, why);
+    char *doc = NULL;
+    if (!o->json)
+        print_table(spec);
+    else if ((rc = pf_launch_spec_to_json(spec, &doc)) == 0)
+        fputs(doc, stdout);
+    free(doc);
+    pf_launch_spec_free(spec);
+    return rc < 0 ? tool_fail(false, rc, NULL) : 0;
+}
+
+const tool_command_def tool_cmd_plan = {
+    .name = "plan",
+    .id = CMD_PLAN,
+    .args = "[OPTIONS] [--] [PROGRAM [ARGS...]]",
+    .summary = "print the instances, environment and command run would use",
+    .about = "Print the plan `pinfer run` would launch: each instance's CPUs, nodes and\n"
+             "threads, the preloads, the command and the environment; for this machine or,\n"
+             "with --topology, for another.",
+    .run = run_plan,
+};

@@ -1,0 +1,186 @@
+/*
+ * cmd_run.c - `pinfer run`: plan, launch and supervise.
+ *
+ * The launch specification comes from the library; one instance without a
+ * log directory is exec'd in place (the program is the process); otherwise
+ * a supervisor runs the instances, and this file adds what only a command
+ * line program should do: catch SIGINT, SIGTERM, SIGHUP and SIGQUIT (through
+ * a self-pipe) and pass them on, ignore SIGPIPE (a console that went away
+ * must not kill the launcher and orphan the instances), and turn the
+ * outcome into an exit status.
+ */
+#include "tool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_NOT_FOUND 127 /* as a shell says a command cannot be found */
+#define EXIT_NOT_EXECUTABLE 126
+#define GRACE_MS_MAX 3600000
+
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char byte = (unsigned char)sig;
+    ssize_t ignored = write(signal_pipe[1], &byte, 1);
+    (void)ignored;
+    errno = saved;
+}
+
+static const int FORWARDED[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define NFORWARDED (sizeof FORWARDED / sizeof *FORWARDED)
+
+static void install_handlers(struct sigaction *saved)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < NFORWARDED; i++)
+        sigaction(FORWARDED[i], &sa, &saved[i]);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, &saved[NFORWARDED]);
+}
+
+static void restore_handlers(const struct sigaction *saved)
+{
+    for (size_t i = 0; i < NFORWARDED; i++)
+        sigaction(FORWARDED[i], &saved[i], NULL);
+    sigaction(SIGPIPE, &saved[NFORWARDED], NULL);
+}
+
+/* The status a shell gives a program that cannot be run. */
+static int status_of_start_error(int rc)
+{
+    if (rc == -ENOENT)
+        return EXIT_NOT_FOUND;
+    return rc == -EACCES || rc == -EISDIR || rc == -ENOEXEC ? EXIT_NOT_EXECUTABLE : 1;
+}
+
+/* PINFER_GRACE_MS: how long instances get after a forwarded signal. */
+static int grace_ms(int *out, char **why)
+{
+    const char *text = getenv("PINFER_GRACE_MS");
+    if (!text || !*text)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || text[0] < '0' || text[0] > '9' || v < 1 || v > GRACE_MS_MAX) {
+        *why = strdup("PINFER_GRACE_MS: not a number of milliseconds from 1 to 3600000");
+        return -EINVAL;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* Poll the supervisor and the signals until every instance is down. */
+static void supervise(pf_supervisor *sup)
+{
+    while (!pf_supervisor_finished(sup)) {
+        struct pollfd fds[2] = {{.fd = pf_supervisor_fd(sup), .events = POLLIN},
+                                {.fd = signal_pipe[0], .events = POLLIN}};
+        if (poll(fds, 2, pf_supervisor_timeout(sup)) < 0 && errno != EINTR)
+            break;
+        unsigned char sigs[64];
+        ssize_t got = fds[1].revents & POLLIN ? read(signal_pipe[0], sigs, sizeof sigs) : 0;
+        for (ssize_t k = 0; k < got; k++) {
+            char message[96];
+            snprintf(message, sizeof message, "received %s: passing it on to the instances",
+                     strsignal(sigs[k]));
+            pf_supervisor_signal(sup, sigs[k], message);
+        }
+        if (pf_supervisor_step(sup) < 0)
+            break;
+    }
+}
+
+static int run_supervised(const tool_options *o, const pf_launch_spec *spec)
+{
+    pf_supervisor_options so;
+    pf_supervisor_options_init(&so);
+    so.log_dir = o->log_dir;
+    so.log_prefix = o->log_prefix;
+    so.capture = o->log_dir != NULL;
+    so.prefix_lines = o->log_dir && spec->plan->ninstances > 1;
+    /* A process group in the background that reads the terminal is stopped
+       (SIGTTIN) for ever: instances do not read a terminal. */
+    so.null_stdin = isatty(STDIN_FILENO);
+    char *why = NULL;
+    int rc = grace_ms(&so.grace_ms, &why);
+    if (rc < 0)
+        return tool_fail(false, rc, why);
+    pf_supervisor *sup = NULL;
+    if ((rc = pf_supervisor_create(spec, &so, &sup, &why)) < 0) {
+        fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
+        free(why);
+        return status_of_start_error(rc);
+    }
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        pf_supervisor_free(sup);
+        fprintf(stderr, "pinfer: error: cannot create a pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    struct sigaction saved[NFORWARDED + 1];
+    install_handlers(saved);
+    rc = pf_supervisor_start(sup, &why);
+    supervise(sup);
+    int status = pf_supervisor_exit_status(sup);
+    pf_supervisor_free(sup);
+    restore_handlers(saved);
+    close(signal_pipe[0]);
+    close(signal_pipe[1]);
+    if (rc < 0) {
+        fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
+        free(why);
+        return status ? status : 1;
+    }
+    return status;
+}
+
+static int run_run(const tool_options *o)
+{
+    pf_launch_request req;
+    tool_launch_request(o, &req);
+    pf_launch_spec *spec = NULL;
+    char *why = NULL;
+    int rc = pf_launch_spec_create(&req, &spec, &why);
+    if (rc < 0)
+        return tool_fail(false, rc, why);
+    int status;
+    if (spec->python_missing) {
+        /* Before anything else: nothing of the plan matters without Python. */
+        pf_launch_spec_resolve(spec, NULL, &why);
+        rc = -ENOENT;
+    } else if (spec->plan->ninstances == 1 && !o->log_dir) {
+        rc = pf_launch_exec(spec, 0, NULL, NULL, &why);
+    } else {
+        status = run_supervised(o, spec);
+        pf_launch_spec_free(spec);
+        return status;
+    }
+    fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
+    free(why);
+    pf_launch_spec_free(spec);
+    return status_of_start_error(rc);
+}
+
+const tool_command_def tool_cmd_run = {
+    .name = "run",
+    .id = CMD_RUN,
+    .args = "[OPTIONS] [--] PROGRAM [ARGS...]",
+    .summary = "launch and supervise pinned instances of PROGRAM",
+    .about = "Plan instances over physical cores and NUMA nodes, set OpenMP and the allocator\n"
+             "up, bind each instance's CPUs and memory, launch them all, pass signals on, log,\n"
+             "and exit with the first failed instance's status.",
+    .run = run_run,
+};
