@@ -154,7 +154,7 @@ typedef struct pf_plan {
 } pf_plan;
 
 /*
- * Plan instances as launcher.md section 3 says.  On success *out is a plan
+ * Plan instances as docs/planning.md says.  On success *out is a plan
  * to free with pf_plan_free().  Errors: -EINVAL with *why for every
  * impossible request (no plan is returned, nothing is half-done), -ENOMEM.
  */
@@ -189,7 +189,7 @@ const char *pf_library_name(pf_library lib);
 const char *pf_library_package(pf_library lib);
 
 /*
- * Find a library in the order of launcher.md section 4: $CONDA_PREFIX/lib,
+ * Find a library in this order (docs/libraries.md): $CONDA_PREFIX/lib,
  * $VIRTUAL_ENV/lib, ~/.local/lib, /usr/local/lib, /usr/local/lib64,
  * /usr/lib/<multiarch>, /usr/lib, /usr/lib64, then the dynamic loader's
  * cache (/etc/ld.so.cache).  Versioned sonames count.  CONDA_PREFIX,
@@ -202,7 +202,7 @@ const char *pf_library_package(pf_library lib);
 int pf_library_find(pf_library lib, char *const *envp, bool system, char **path);
 
 /* ------------------------------------------------------------------------ */
-/* The environment of each instance (launcher.md section 4).  Pure.          */
+/* The environment of each instance (docs/environment.md).  Pure.           */
 
 typedef enum pf_allocator {
     PF_ALLOCATOR_AUTO = 0, /* tcmalloc if found, else jemalloc, else the default */

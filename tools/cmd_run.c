@@ -22,7 +22,6 @@
 
 #define EXIT_NOT_FOUND 127 /* as a shell says a command cannot be found */
 #define EXIT_NOT_EXECUTABLE 126
-#define GRACE_MS_MAX 3600000
 
 static int signal_pipe[2] = {-1, -1};
 
@@ -66,23 +65,6 @@ static int status_of_start_error(int rc)
     return rc == -EACCES || rc == -EISDIR || rc == -ENOEXEC ? EXIT_NOT_EXECUTABLE : 1;
 }
 
-/* PINFER_GRACE_MS: how long instances get after a forwarded signal. */
-static int grace_ms(int *out, char **why)
-{
-    const char *text = getenv("PINFER_GRACE_MS");
-    if (!text || !*text)
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || text[0] < '0' || text[0] > '9' || v < 1 || v > GRACE_MS_MAX) {
-        *why = strdup("PINFER_GRACE_MS: not a number of milliseconds from 1 to 3600000");
-        return -EINVAL;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 /* Poll the supervisor and the signals until every instance is down. */
 static void supervise(pf_supervisor *sup)
 {
@@ -115,12 +97,12 @@ static int run_supervised(const tool_options *o, const pf_launch_spec *spec)
     /* A process group in the background that reads the terminal is stopped
        (SIGTTIN) for ever: instances do not read a terminal. */
     so.null_stdin = isatty(STDIN_FILENO);
+    if (o->grace_ms > 0)
+        so.grace_ms = o->grace_ms;
     char *why = NULL;
-    int rc = grace_ms(&so.grace_ms, &why);
-    if (rc < 0)
-        return tool_fail(false, rc, why);
     pf_supervisor *sup = NULL;
-    if ((rc = pf_supervisor_create(spec, &so, &sup, &why)) < 0) {
+    int rc = pf_supervisor_create(spec, &so, &sup, &why);
+    if (rc < 0) {
         fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
         free(why);
         return status_of_start_error(rc);

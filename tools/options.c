@@ -46,6 +46,9 @@ enum opt_id {
     O_JSON
 };
 
+/* The longest grace period PINFER_GRACE_MS may ask for: an hour. */
+#define GRACE_MS_MAX 3600000
+
 /* Which sub-commands take an option. */
 #define FOR_RUN (1u << CMD_RUN)
 #define FOR_PLAN (1u << CMD_PLAN)
@@ -378,7 +381,8 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
     return usage_error(why, "internal error: unhandled option %s", name);
 }
 
-static int env_int(const char *var, int *out, char **why)
+/* An environment variable holding an integer in [lo, hi], `what` saying what it must be. */
+static int env_int(const char *var, long lo, long hi, const char *what, int *out, char **why)
 {
     const char *value = getenv(var);
     if (!value || !*value)
@@ -386,8 +390,8 @@ static int env_int(const char *var, int *out, char **why)
     char *end;
     errno = 0;
     long v = strtol(value, &end, 10);
-    if (*end || errno || value[0] < '0' || value[0] > '9' || v > (1L << 30))
-        return usage_error(why, "%s='%s' is not a non-negative integer", var, value);
+    if (*end || errno || value[0] < '0' || value[0] > '9' || v < lo || v > hi)
+        return usage_error(why, "%s='%s' is not %s", var, value, what);
     *out = (int)v;
     return 0;
 }
@@ -473,9 +477,13 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
         return usage_error(why, "topo: unexpected argument '%s'", o->program[0]);
     if (command == CMD_RUN && !o->program)
         return usage_error(why, "run: no PROGRAM to launch");
-    int rc = env_int("LOCAL_WORLD_SIZE", &o->plan.local_world_size, why);
+    const char *count = "a non-negative integer";
+    int rc = env_int("LOCAL_WORLD_SIZE", 0, 1L << 30, count, &o->plan.local_world_size, why);
     if (rc == 0)
-        rc = env_int("LOCAL_RANK", &o->plan.local_rank, why);
+        rc = env_int("LOCAL_RANK", 0, 1L << 30, count, &o->plan.local_rank, why);
+    if (rc == 0 && command == CMD_RUN)
+        rc = env_int("PINFER_GRACE_MS", 1, GRACE_MS_MAX,
+                     "a number of milliseconds from 1 to 3600000", &o->grace_ms, why);
     return rc;
 }
 

@@ -27,6 +27,7 @@ typedef struct tool_options {
     bool no_python;
     const char *log_dir;
     const char *log_prefix;
+    int grace_ms;         /* $PINFER_GRACE_MS (run); 0: the default */
     const char *notes[4]; /* warnings about the options themselves, NULL-terminated */
     int nnotes;
     char **program; /* PROGRAM and its arguments (NULL-terminated), or NULL */

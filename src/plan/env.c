@@ -1,5 +1,5 @@
 /*
- * env.c - the environment of each instance (launcher.md section 4).
+ * env.c - the environment of each instance (docs/environment.md).
  *
  * A pure function of the plan, the options, the libraries found and the
  * current environment (the only question it asks outside is whether an

@@ -1,6 +1,6 @@
 /*
  * libfind.c - finding the libraries a launcher preloads (tcmalloc, jemalloc,
- * Intel's or LLVM's OpenMP runtime) the way launcher.md section 4 orders it.
+ * Intel's or LLVM's OpenMP runtime) in the order docs/libraries.md gives.
  *
  * A launcher does this at every start, so it is a handful of stat() calls and,
  * only when no directory has the library, one read of the dynamic loader's
@@ -10,6 +10,7 @@
  */
 #include "pinfer.h"
 #include "base/util.h"
+#include "plan/libfind.h"
 
 #include <errno.h>
 #include <fcntl.h>

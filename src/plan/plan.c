@@ -1,5 +1,5 @@
 /*
- * plan.c - the planner: topology + options -> instances (launcher.md section 3).
+ * plan.c - the planner: topology + options -> instances (docs/planning.md).
  *
  * Pure: it reads the topology and the options and nothing else.  The steps
  * follow the spec's numbering:

@@ -5,12 +5,12 @@
  * in it, walking all matches.  Nothing may crash or read out of bounds, and
  * every path returned must lie inside the image, NUL-terminated.
  */
+#include "plan/libfind.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *pf__ldcache_lookup(const char *data, size_t size, const char *name, int flags,
-                               size_t *pos);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,5 +1,5 @@
 /*
- * test_env.c - the environment of each instance (launcher.md section 4), as
+ * test_env.c - the environment of each instance (docs/environment.md), as
  * the pure function it is: fake library paths, a fake environment and a
  * file_exists callback, so that nothing depends on this machine.
  *

@@ -4,6 +4,7 @@
  * malformed ones and this machine's /etc/ld.so.cache).
  */
 #include "pf_test.h"
+#include "plan/libfind.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,10 +12,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* libfind.c's cache parser; internal, so declared here. */
-const char *pf__ldcache_lookup(const char *data, size_t size, const char *name, int flags,
-                               size_t *pos);
 
 /* ------------------------------------------------------------------------ */
 /* Fake trees                                                                */

@@ -1,6 +1,6 @@
 /*
- * test_lscpu.c - the lscpu sources: both formats, the rules of launcher.md
- * section 2, and every malformed input (an error naming file and line).
+ * test_lscpu.c - the lscpu sources: both formats, the rules of docs/topology.md
+ * (lscpu), and every malformed input (an error naming file and line).
  */
 #include "pf_test.h"
 #include "topology/topology.h"

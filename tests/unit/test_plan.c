@@ -23,7 +23,7 @@ typedef struct plan_case {
 #define T "this_2cpu.lscpu"
 
 static const plan_case CASES[] = {
-    /* launcher.md section 3, the worked example, exactly */
+    /* docs/planning.md, the worked example, exactly */
     {W, "", "0-7/0-1"},
     {W, "ni=2", "0-3/0;4-7/1"},
     {W, "nc=3", "0-2/0;3-5/0-1"},
