@@ -9,11 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *plural(size_t n, const char *one, const char *many)
-{
-    return n == 1 ? one : many;
-}
-
 /* Is this assignment one every instance shares (shown once, as "env: ...")? */
 static bool is_common(const pf_launch_env *env, const pf_env_var *v)
 {
@@ -32,10 +27,10 @@ static void print_table(const pf_launch_spec *spec)
     pf_topology_cpus(t, &ncpus);
     pf_topology_nodes(t, &nnodes);
     printf("topology: %s (%zu %s, %zu %s, %zu %s, %zu NUMA %s)\n", pf_topology_source(t), ncpus,
-           plural(ncpus, "CPU", "CPUs"), pf_topology_ncores(t),
-           plural(pf_topology_ncores(t), "core", "cores"), pf_topology_nsockets(t),
-           plural(pf_topology_nsockets(t), "socket", "sockets"), nnodes,
-           plural(nnodes, "node", "nodes"));
+           tool_plural(ncpus, "CPU", "CPUs"), pf_topology_ncores(t),
+           tool_plural(pf_topology_ncores(t), "core", "cores"), pf_topology_nsockets(t),
+           tool_plural(pf_topology_nsockets(t), "socket", "sockets"), nnodes,
+           tool_plural(nnodes, "node", "nodes"));
     printf("%-9s %-24s %-8s %s\n", "instance", "CPUs", "nodes", "threads");
     for (size_t i = 0; i < plan->ninstances; i++) {
         const pf_instance *in = &plan->instances[i];
@@ -72,13 +67,10 @@ static void print_table(const pf_launch_spec *spec)
 
 static int run_plan(const tool_options *o)
 {
-    pf_launch_request req;
-    tool_launch_request(o, &req);
     pf_launch_spec *spec = NULL;
-    char *why = NULL;
-    int rc = pf_launch_spec_create(&req, &spec, &why);
-    if (rc < 0)
-        return tool_fail(o->json, rc, why);
+    int rc = 0, status = tool_launch_spec(o, &spec);
+    if (status)
+        return status;
     char *doc = NULL;
     if (!o->json)
         print_table(spec);

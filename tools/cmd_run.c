@@ -131,14 +131,11 @@ static int run_supervised(const tool_options *o, const pf_launch_spec *spec)
 
 static int run_run(const tool_options *o)
 {
-    pf_launch_request req;
-    tool_launch_request(o, &req);
     pf_launch_spec *spec = NULL;
+    int rc = 0, status = tool_launch_spec(o, &spec);
+    if (status)
+        return status;
     char *why = NULL;
-    int rc = pf_launch_spec_create(&req, &spec, &why);
-    if (rc < 0)
-        return tool_fail(false, rc, why);
-    int status;
     if (spec->python_missing) {
         /* Before anything else: nothing of the plan matters without Python. */
         pf_launch_spec_resolve(spec, NULL, &why);

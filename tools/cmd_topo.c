@@ -9,11 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const char *plural(size_t n, const char *one, const char *many)
-{
-    return n == 1 ? one : many;
-}
-
 typedef struct topo_view {
     const pf_cpu_info *cpus;
     size_t ncpus;
@@ -88,10 +83,10 @@ static void print_machine(const pf_topology *t, const topo_view *v)
             smt = v->cpus[i].smt_rank + 1;
     printf("source:     %s\n", pf_topology_source(t));
     printf("machine:    %zu %s, %zu %s, %zu %s, %zu NUMA %s, %d %s per core\n",
-           pf_topology_nsockets(t), plural(pf_topology_nsockets(t), "socket", "sockets"),
-           pf_topology_ncores(t), plural(pf_topology_ncores(t), "core", "cores"), v->ncpus,
-           plural(v->ncpus, "CPU", "CPUs"), nnodes, plural(nnodes, "node", "nodes"), smt,
-           plural((size_t)smt, "thread", "threads"));
+           pf_topology_nsockets(t), tool_plural(pf_topology_nsockets(t), "socket", "sockets"),
+           pf_topology_ncores(t), tool_plural(pf_topology_ncores(t), "core", "cores"), v->ncpus,
+           tool_plural(v->ncpus, "CPU", "CPUs"), nnodes, tool_plural(nnodes, "node", "nodes"), smt,
+           tool_plural((size_t)smt, "thread", "threads"));
     fputs("allowed:    ", stdout);
     print_selected(v, is_allowed, 0);
     fputs("\nE-cores:    ", stdout);

@@ -32,6 +32,20 @@ int tool_fail(bool json, int rc, char *why)
     return rc == -ENOMEM || rc == -ENOTSUP || rc == -EIO ? 1 : EXIT_USAGE;
 }
 
+int tool_launch_spec(const tool_options *o, pf_launch_spec **spec)
+{
+    pf_launch_request req;
+    tool_launch_request(o, &req);
+    char *why = NULL;
+    int rc = pf_launch_spec_create(&req, spec, &why);
+    return rc < 0 ? tool_fail(o->json, rc, why) : 0;
+}
+
+const char *tool_plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 static void usage_lines(FILE *out)
 {
     for (size_t i = 0; i < NCOMMANDS; i++)

@@ -33,4 +33,10 @@ extern const tool_command_def tool_cmd_topo;
  */
 int tool_fail(bool json, int rc, char *why);
 
+/* The launch spec of run's and plan's options: 0, or the exit status of the failure (reported). */
+int tool_launch_spec(const tool_options *opts, pf_launch_spec **spec);
+
+/* "1 CPU", "2 CPUs": the word for n. */
+const char *tool_plural(size_t n, const char *one, const char *many);
+
 #endif /* PF_TOOL_H */

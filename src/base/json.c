@@ -140,6 +140,18 @@ void pf__json_string_array(pf__json *w, char *const *v, size_t n)
     pf__json_end_array(w);
 }
 
+void pf__json_member_int(pf__json *w, const char *key, long long v)
+{
+    pf__json_key(w, key);
+    pf__json_int(w, v);
+}
+
+void pf__json_member_string(pf__json *w, const char *key, const char *s)
+{
+    pf__json_key(w, key);
+    pf__json_string(w, s);
+}
+
 int pf__json_finish(pf__json *w, char **out)
 {
     pf__buf_puts(&w->out, "\n");

@@ -37,6 +37,9 @@ void pf__json_bool(pf__json *w, bool v);
 void pf__json_null(pf__json *w);
 void pf__json_int_array(pf__json *w, const int *v, size_t n);
 void pf__json_string_array(pf__json *w, char *const *v, size_t n);
+/* A key and its value in one call. */
+void pf__json_member_int(pf__json *w, const char *key, long long v);
+void pf__json_member_string(pf__json *w, const char *key, const char *s);
 /* End the document with a newline and hand it over: 0 or -ENOMEM. */
 int pf__json_finish(pf__json *w, char **out);
 

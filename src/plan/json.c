@@ -15,14 +15,10 @@ static void topology_summary(pf__json *w, const pf_topology *t)
     pf_topology_cpus(t, &ncpus);
     const int *nodes = pf_topology_nodes(t, &nnodes);
     pf__json_begin_object(w);
-    pf__json_key(w, "source");
-    pf__json_string(w, pf_topology_source(t));
-    pf__json_key(w, "cpus");
-    pf__json_int(w, (long long)ncpus);
-    pf__json_key(w, "cores");
-    pf__json_int(w, (long long)pf_topology_ncores(t));
-    pf__json_key(w, "sockets");
-    pf__json_int(w, (long long)pf_topology_nsockets(t));
+    pf__json_member_string(w, "source", pf_topology_source(t));
+    pf__json_member_int(w, "cpus", (long long)ncpus);
+    pf__json_member_int(w, "cores", (long long)pf_topology_ncores(t));
+    pf__json_member_int(w, "sockets", (long long)pf_topology_nsockets(t));
     pf__json_key(w, "nodes");
     pf__json_int_array(w, nodes, nnodes);
     pf__json_end_object(w);
@@ -34,14 +30,12 @@ static void instances(pf__json *w, const pf_plan *plan)
     for (size_t i = 0; i < plan->ninstances; i++) {
         const pf_instance *in = &plan->instances[i];
         pf__json_begin_object(w);
-        pf__json_key(w, "index");
-        pf__json_int(w, in->index);
+        pf__json_member_int(w, "index", in->index);
         pf__json_key(w, "cpus");
         pf__json_int_array(w, in->cpus, in->ncpus);
         pf__json_key(w, "nodes");
         pf__json_int_array(w, in->nodes, in->nnodes);
-        pf__json_key(w, "threads");
-        pf__json_int(w, in->threads);
+        pf__json_member_int(w, "threads", in->threads);
         pf__json_end_object(w);
     }
     pf__json_end_array(w);
@@ -59,8 +53,7 @@ int pf_launch_spec_to_json(const pf_launch_spec *spec, char **out)
     pf__json_key(&w, "env");
     pf__json_begin_object(&w);
     for (size_t i = 0; i < spec->env->ncommon; i++) {
-        pf__json_key(&w, spec->env->common[i].name);
-        pf__json_string(&w, spec->env->common[i].value);
+        pf__json_member_string(&w, spec->env->common[i].name, spec->env->common[i].value);
     }
     pf__json_end_object(&w);
     pf__json_key(&w, "preload");
@@ -79,18 +72,12 @@ int pf_launch_spec_to_json(const pf_launch_spec *spec, char **out)
 static void cpu_object(pf__json *w, const pf_cpu_info *c)
 {
     pf__json_begin_object(w);
-    pf__json_key(w, "cpu");
-    pf__json_int(w, c->cpu);
-    pf__json_key(w, "core");
-    pf__json_int(w, c->core);
-    pf__json_key(w, "socket");
-    pf__json_int(w, c->socket);
-    pf__json_key(w, "node");
-    pf__json_int(w, c->node);
-    pf__json_key(w, "smt_rank");
-    pf__json_int(w, c->smt_rank);
-    pf__json_key(w, "core_first");
-    pf__json_int(w, c->core_first);
+    pf__json_member_int(w, "cpu", c->cpu);
+    pf__json_member_int(w, "core", c->core);
+    pf__json_member_int(w, "socket", c->socket);
+    pf__json_member_int(w, "node", c->node);
+    pf__json_member_int(w, "smt_rank", c->smt_rank);
+    pf__json_member_int(w, "core_first", c->core_first);
     pf__json_key(w, "llc");
     if (c->llc >= 0)
         pf__json_int(w, c->llc);
@@ -122,8 +109,7 @@ static void machine(pf__json *w, const pf_topology *t, bool libraries)
         char *path = NULL;
         if (pf_library_find((pf_library)lib, NULL, true, &path) < 0)
             path = NULL;
-        pf__json_key(w, pf_library_name((pf_library)lib));
-        pf__json_string(w, path);
+        pf__json_member_string(w, pf_library_name((pf_library)lib), path);
         free(path);
     }
     pf__json_end_object(w);
@@ -137,12 +123,9 @@ int pf_topology_to_json(const pf_topology *t, bool libraries, char **out)
     pf__json w;
     pf__json_init(&w);
     pf__json_begin_object(&w);
-    pf__json_key(&w, "source");
-    pf__json_string(&w, pf_topology_source(t));
-    pf__json_key(&w, "sockets");
-    pf__json_int(&w, (long long)pf_topology_nsockets(t));
-    pf__json_key(&w, "cores");
-    pf__json_int(&w, (long long)pf_topology_ncores(t));
+    pf__json_member_string(&w, "source", pf_topology_source(t));
+    pf__json_member_int(&w, "sockets", (long long)pf_topology_nsockets(t));
+    pf__json_member_int(&w, "cores", (long long)pf_topology_ncores(t));
     pf__json_key(&w, "nodes");
     pf__json_int_array(&w, nodes, nnodes);
     pf__json_key(&w, "cpus");
@@ -166,8 +149,7 @@ int pf_error_to_json(const char *message, char **out)
     pf__json w;
     pf__json_init(&w);
     pf__json_begin_object(&w);
-    pf__json_key(&w, "error");
-    pf__json_string(&w, message);
+    pf__json_member_string(&w, "error", message);
     pf__json_end_object(&w);
     return pf__json_finish(&w, out);
 }
