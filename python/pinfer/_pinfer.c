@@ -970,182 +970,95 @@ static void load_topology(topology_load *load)
         load_in_thread(load);
 }
 
-static int set_item(PyObject *dict, const char *key, PyObject *value)
+/* A document of the library (malloc'd JSON text) as a str; frees it. */
+static PyObject *json_text(const char *what, int rc, char *doc, char *why)
 {
-    if (!value)
-        return -1;
-    int rc = PyDict_SetItemString(dict, key, value);
-    Py_DECREF(value);
-    return rc;
-}
-
-static PyObject *cpu_dict(const pf_cpu_info *c)
-{
-    PyObject *d = PyDict_New();
-    if (!d)
-        return NULL;
-    if (set_item(d, "cpu", PyLong_FromLong(c->cpu)) < 0 ||
-        set_item(d, "core", PyLong_FromLong(c->core)) < 0 ||
-        set_item(d, "socket", PyLong_FromLong(c->socket)) < 0 ||
-        set_item(d, "node", PyLong_FromLong(c->node)) < 0 ||
-        set_item(d, "smt_rank", PyLong_FromLong(c->smt_rank)) < 0 ||
-        set_item(d, "core_first", PyLong_FromLong(c->core_first)) < 0 ||
-        set_item(d, "llc", PyLong_FromLong(c->llc)) < 0 ||
-        set_item(d, "efficiency", PyBool_FromLong(c->efficiency)) < 0 ||
-        set_item(d, "allowed", PyBool_FromLong(c->allowed)) < 0) {
-        Py_DECREF(d);
-        return NULL;
+    if (rc < 0) {
+        free(doc);
+        return raise_pf(PyExc_ValueError, what, rc, why);
     }
-    return d;
+    PyObject *text = PyUnicode_FromString(doc);
+    free(doc);
+    return text;
 }
 
-static PyObject *features_list(void)
-{
-    const char *names[32];
-    size_t n = pf_isa_features(names, 32);
-    if (n > 32)
-        n = 32;
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        PyObject *s = PyUnicode_FromString(names[i]);
-        if (!s) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, s);
-    }
-    return list;
-}
-
-/* The dict of `pinfer topo --json`: source, sockets, cores, nodes, cpus, allowed, features. */
-static PyObject *topology_dict(const pf_topology *topo)
-{
-    size_t ncpus, nnodes;
-    const pf_cpu_info *cpus = pf_topology_cpus(topo, &ncpus);
-    const int *nodes = pf_topology_nodes(topo, &nnodes);
-    PyObject *d = PyDict_New(), *cpu_list = PyList_New(0), *allowed = PyList_New(0);
-    if (!d || !cpu_list || !allowed)
-        goto fail;
-    for (size_t i = 0; i < ncpus; i++) {
-        PyObject *c = cpu_dict(&cpus[i]);
-        if (!c || PyList_Append(cpu_list, c) < 0) {
-            Py_XDECREF(c);
-            goto fail;
-        }
-        Py_DECREF(c);
-        if (cpus[i].allowed) {
-            PyObject *id = PyLong_FromLong(cpus[i].cpu);
-            if (!id || PyList_Append(allowed, id) < 0) {
-                Py_XDECREF(id);
-                goto fail;
-            }
-            Py_DECREF(id);
-        }
-    }
-    if (set_item(d, "source", PyUnicode_FromString(pf_topology_source(topo))) < 0 ||
-        set_item(d, "sockets", PyLong_FromSize_t(pf_topology_nsockets(topo))) < 0 ||
-        set_item(d, "cores", PyLong_FromSize_t(pf_topology_ncores(topo))) < 0 ||
-        set_item(d, "nodes", int_list(nodes, nnodes)) < 0 ||
-        set_item(d, "features", features_list()) < 0 ||
-        PyDict_SetItemString(d, "cpus", cpu_list) < 0 ||
-        PyDict_SetItemString(d, "allowed", allowed) < 0)
-        goto fail;
-    Py_DECREF(cpu_list);
-    Py_DECREF(allowed);
-    return d;
-fail:
-    Py_XDECREF(d);
-    Py_XDECREF(cpu_list);
-    Py_XDECREF(allowed);
-    return NULL;
-}
-
-static PyObject *mod_topology(PyObject *module, PyObject *args, PyObject *kwargs)
+/*
+ * topology_json(source=None): the text of `pinfer topo --json`, written by
+ * the library (pf_topology_to_json); pinfer/runtime.py parses it.
+ */
+static PyObject *mod_topology_json(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
     static char *names[] = {"source", NULL};
     topology_load load = {NULL, NULL, NULL, 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|z:topology", names, &load.source))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|z:topology_json", names, &load.source))
         return NULL;
-    WITHOUT_GIL(load_topology(&load));
+    char *doc = NULL;
+    int rc;
+    WITHOUT_GIL(load_topology(&load);
+                rc = load.rc < 0 ? 0 : pf_topology_to_json(load.topo, true, &doc);
+                pf_topology_free(load.topo));
     if (load.rc < 0)
         return raise_pf(PyExc_ValueError, "topology", load.rc, load.why);
-    PyObject *d = topology_dict(load.topo);
-    pf_topology_free(load.topo);
-    return d;
-}
-
-static PyObject *instance_dict(const pf_instance *in)
-{
-    PyObject *d = PyDict_New();
-    if (!d)
-        return NULL;
-    if (set_item(d, "index", PyLong_FromLong(in->index)) < 0 ||
-        set_item(d, "cpus", int_list(in->cpus, in->ncpus)) < 0 ||
-        set_item(d, "nodes", int_list(in->nodes, in->nnodes)) < 0 ||
-        set_item(d, "threads", PyLong_FromLong(in->threads)) < 0) {
-        Py_DECREF(d);
-        return NULL;
-    }
-    return d;
-}
-
-/* The dict of `pinfer plan --json` without the launcher's parts: topology, instances, warnings. */
-static PyObject *plan_dict(const pf_topology *topo, const pf_plan *plan)
-{
-    size_t ncpus, nnodes;
-    pf_topology_cpus(topo, &ncpus);
-    const int *nodes = pf_topology_nodes(topo, &nnodes);
-    PyObject *d = PyDict_New(), *summary = PyDict_New(), *instances = PyList_New(0),
-             *warnings = PyList_New(0);
-    if (!d || !summary || !instances || !warnings)
-        goto fail;
-    if (set_item(summary, "source", PyUnicode_FromString(pf_topology_source(topo))) < 0 ||
-        set_item(summary, "cpus", PyLong_FromSize_t(ncpus)) < 0 ||
-        set_item(summary, "cores", PyLong_FromSize_t(pf_topology_ncores(topo))) < 0 ||
-        set_item(summary, "sockets", PyLong_FromSize_t(pf_topology_nsockets(topo))) < 0 ||
-        set_item(summary, "nodes", int_list(nodes, nnodes)) < 0)
-        goto fail;
-    for (size_t i = 0; i < plan->ninstances; i++) {
-        PyObject *in = instance_dict(&plan->instances[i]);
-        if (!in || PyList_Append(instances, in) < 0) {
-            Py_XDECREF(in);
-            goto fail;
-        }
-        Py_DECREF(in);
-    }
-    for (size_t i = 0; i < plan->nwarnings; i++) {
-        PyObject *w = PyUnicode_FromString(plan->warnings[i]);
-        if (!w || PyList_Append(warnings, w) < 0) {
-            Py_XDECREF(w);
-            goto fail;
-        }
-        Py_DECREF(w);
-    }
-    if (PyDict_SetItemString(d, "topology", summary) < 0 ||
-        PyDict_SetItemString(d, "instances", instances) < 0 ||
-        PyDict_SetItemString(d, "warnings", warnings) < 0)
-        goto fail;
-    Py_DECREF(summary);
-    Py_DECREF(instances);
-    Py_DECREF(warnings);
-    return d;
-fail:
-    Py_XDECREF(d);
-    Py_XDECREF(summary);
-    Py_XDECREF(instances);
-    Py_XDECREF(warnings);
-    return NULL;
+    return json_text("topology", rc, doc, NULL);
 }
 
 /*
- * plan(topology, ninstances, ncores_per_instance, node_id, nodes_list,
+ * A copy of the process's environment (NULL-terminated; pf_strv_free()),
+ * taken with the GIL held: os.environ changes the environment with the GIL
+ * held, so the planner can read this copy without it.
+ */
+static char **environ_copy(void)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **copy = calloc(n + 1, sizeof *copy);
+    for (size_t i = 0; copy && i < n; i++) {
+        if (!(copy[i] = strdup(environ[i]))) {
+            pf_strv_free(copy);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
+typedef struct plan_job {
+    topology_load load;
+    pf_launch_request req;
+    char *doc;
+    char *why;
+    int rc;
+} plan_job;
+
+/* Load the topology, make the launch spec, write its document (without the GIL). */
+static void make_plan(plan_job *job)
+{
+    load_topology(&job->load);
+    if ((job->rc = job->load.rc) < 0) {
+        job->why = job->load.why;
+        return;
+    }
+    job->req.topo = job->load.topo;
+    pf_launch_spec *spec = NULL;
+    job->rc = pf_launch_spec_create(&job->req, &spec, &job->why);
+    if (job->rc == 0)
+        job->rc = pf_launch_spec_to_json(spec, &job->doc);
+    pf_launch_spec_free(spec);
+    pf_topology_free(job->load.topo);
+}
+
+/*
+ * plan_json(topology, ninstances, ncores_per_instance, node_id, nodes_list,
  * core_list, use_logical_cores, use_e_cores, bind_numa_node, scatter,
  * latency_mode, throughput_mode, multi_instance, rank, instance_idx,
- * local_rank, local_world_size): pinfer/runtime.py maps the user's
- * keywords to these, already typed.
+ * local_rank, local_world_size): the text of `pinfer plan --json` for a
+ * launch request with these plan options and everything else as `pinfer
+ * plan` has it by default (pf_launch_spec_create, pf_launch_spec_to_json).
+ * pinfer/runtime.py maps the user's keywords to these, already typed, and
+ * parses the text.
  */
-static PyObject *mod_plan(PyObject *module, PyObject *args, PyObject *kwargs)
+static PyObject *mod_plan_json(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
     static char *names[] = {
@@ -1154,34 +1067,30 @@ static PyObject *mod_plan(PyObject *module, PyObject *args, PyObject *kwargs)
         "bind_numa_node",   "scatter",    "latency_mode",        "throughput_mode",
         "multi_instance",   "rank",       "instance_idx",        "local_rank",
         "local_world_size", NULL};
-    pf_plan_options o;
-    pf_plan_options_init(&o);
-    topology_load load = {NULL, NULL, NULL, 0};
+    plan_job job = {.load = {NULL, NULL, NULL, 0}};
+    pf_launch_request_init(&job.req);
+    pf_plan_options *o = &job.req.plan;
     int logical = 0, ecores = 0, bind = 0, scatter = 0, latency = 0, throughput = 0, multi = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|ziiizzpppppppizii:plan", names, &load.source,
-                                     &o.ninstances, &o.ncores_per_instance, &o.node_id,
-                                     &o.nodes_list, &o.core_list, &logical, &ecores, &bind,
-                                     &scatter, &latency, &throughput, &multi, &o.rank,
-                                     &o.instance_idx, &o.local_rank, &o.local_world_size))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|ziiizzpppppppizii:plan_json", names,
+                                     &job.load.source, &o->ninstances, &o->ncores_per_instance,
+                                     &o->node_id, &o->nodes_list, &o->core_list, &logical, &ecores,
+                                     &bind, &scatter, &latency, &throughput, &multi, &o->rank,
+                                     &o->instance_idx, &o->local_rank, &o->local_world_size))
         return NULL;
-    o.use_logical_cores = logical;
-    o.use_e_cores = ecores;
-    o.bind_numa_node = bind;
-    o.strategy = scatter ? PF_STRATEGY_SCATTER : PF_STRATEGY_CLOSE;
-    o.latency_mode = latency;
-    o.throughput_mode = throughput;
-    o.multi_instance = multi;
-    pf_plan *plan = NULL;
-    char *why = NULL;
-    int rc;
-    WITHOUT_GIL(load_topology(&load);
-                rc = load.rc < 0 ? load.rc : pf_plan_instances(load.topo, &o, &plan, &why));
-    if (load.rc < 0)
-        return raise_pf(PyExc_ValueError, "plan", load.rc, load.why);
-    PyObject *d = rc < 0 ? raise_pf(PyExc_ValueError, "plan", rc, why) : plan_dict(load.topo, plan);
-    pf_plan_free(plan);
-    pf_topology_free(load.topo);
-    return d;
+    o->use_logical_cores = logical;
+    o->use_e_cores = ecores;
+    o->bind_numa_node = bind;
+    o->strategy = scatter ? PF_STRATEGY_SCATTER : PF_STRATEGY_CLOSE;
+    o->latency_mode = latency;
+    o->throughput_mode = throughput;
+    o->multi_instance = multi;
+    char **env = environ_copy();
+    if (!env)
+        return PyErr_NoMemory();
+    job.req.environ = env;
+    WITHOUT_GIL(make_plan(&job));
+    pf_strv_free(env);
+    return json_text("plan", job.rc, job.doc, job.why);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1300,10 +1209,10 @@ static PyMethodDef module_methods[] = {
      "pool_from_process() -> Pool: every CPU the process may use (start-up mask and cgroup)."},
     {"pin", mod_pin, METH_O,
      "pin(pool) -> PinState: bind the calling thread and its OpenMP team to the pool."},
-    {"topology", (PyCFunction)(void (*)(void))mod_topology, METH_VARARGS | METH_KEYWORDS,
-     "topology(source=None) -> dict, as `pinfer topo --json`."},
-    {"plan", (PyCFunction)(void (*)(void))mod_plan, METH_VARARGS | METH_KEYWORDS,
-     "plan(...) -> dict of instances, as `pinfer plan --json`."},
+    {"topology_json", (PyCFunction)(void (*)(void))mod_topology_json, METH_VARARGS | METH_KEYWORDS,
+     "topology_json(source=None) -> str: the text of `pinfer topo --json`."},
+    {"plan_json", (PyCFunction)(void (*)(void))mod_plan_json, METH_VARARGS | METH_KEYWORDS,
+     "plan_json(...) -> str: the text of `pinfer plan --json`."},
     {"split_range", mod_split_range, METH_VARARGS,
      "split_range(n, parts, i) -> (begin, end): part i of n items cut in contiguous parts."},
     {"omp_get_max_threads", mod_omp_get_max_threads, METH_NOARGS,

@@ -15,6 +15,7 @@ carries torch's per-thread state to the worker threads:
 """
 import atexit
 import functools
+import json
 import operator
 import threading
 import warnings
@@ -107,7 +108,7 @@ def get_core_list_of_node_id(node_id):
     (its lowest CPU), from the live topology, among those this process may use ([] if none).
     A node the machine does not have is a ValueError."""
     node_id = operator.index(node_id)
-    nodes = _pinfer.topology()["nodes"]
+    nodes = topology()["nodes"]
     if node_id not in nodes:
         raise ValueError("NUMA node %d does not exist (this machine has nodes %s)"
                          % (node_id, nodes))
@@ -401,10 +402,17 @@ def _hint_arg(hint, name):
 
 
 def topology(source=None):
-    """The machine as ``pinfer topo --json`` shows it: a dict with source, sockets, cores,
-    nodes, cpus (one dict per CPU), allowed (the CPUs this process may use) and features.
-    `source` is None/"live", an lscpu or hwloc XML file, or "synthetic:<hwloc description>"."""
-    return _pinfer.topology(source)
+    """The machine as ``pinfer topo --json`` shows it: the library writes that document
+    (pf_topology_to_json) and this is ``json.loads`` of it, so the two never disagree.
+
+    A dict with source, sockets, cores, nodes, cpus (one dict per CPU: cpu, core, socket,
+    node, smt_rank, core_first, llc (None when unknown), efficiency, allowed), allowed (the
+    CPUs this process may use), features and libraries.  features (ISA names) and libraries
+    ({"tcmalloc": path or None, "jemalloc": ..., "iomp": ...}) describe this machine: they are
+    [] and {} for any other source.  `source` is None/"live", an lscpu or hwloc XML file, or
+    "synthetic:<hwloc description>".
+    """
+    return json.loads(_pinfer.topology_json(source))
 
 
 _PLAN_ALIASES = {
@@ -422,8 +430,13 @@ _PLAN_LISTS = ("nodes_list", "core_list", "instance_idx")
 
 
 def plan(**options):
-    """The instances ``pinfer run`` would start, as ``pinfer plan --json`` shows them: a dict
-    with topology, instances (index, cpus, nodes, threads) and warnings.
+    """What ``pinfer run`` would start, as ``pinfer plan --json`` shows it: the library makes
+    the launch spec (pf_launch_spec_create) and writes its document (pf_launch_spec_to_json);
+    this is ``json.loads`` of it.  A dict with topology (source, cpus, cores, sockets, nodes),
+    instances (index, cpus, nodes, threads), env (the assignments every instance shares), preload
+    (LD_PRELOAD's entries), command ([]: no program) and warnings.  Allocator and OpenMP
+    runtime are "auto", CPUs and memory are bound, and env and preload follow this process's
+    environment and the libraries found here, as ``pinfer plan`` without those options.
 
     Options take run_cpu's and ipexrun's names: ninstances, ncores_per_instance, node_id,
     nodes_list, core_list, use_logical_cores, use_e_cores, bind_numa_node, strategy ("close"
@@ -451,7 +464,7 @@ def plan(**options):
                 call[key] = _plan_list(key, value)
         else:
             raise TypeError("plan() got an unexpected keyword argument %r" % name)
-    return _pinfer.plan(**call)
+    return json.loads(_pinfer.plan_json(**call))
 
 
 def _plan_int(key, value):
