@@ -365,7 +365,11 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
         return rc;
     case O_MODULE: o->module = true; return 0;
     case O_NO_PYTHON: o->no_python = true; return 0;
-    case O_LOG_DIR: o->log_dir = value; return 0;
+    case O_LOG_DIR:
+        if (!*value)
+            return usage_error(why, "%s: empty directory name", name);
+        o->log_dir = value;
+        return 0;
     case O_LOG_PREFIX:
         if (!*value || strchr(value, '/'))
             return usage_error(why, "%s: '%s' is not a file name prefix", name, value);

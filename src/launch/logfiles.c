@@ -16,6 +16,8 @@
 /* mkdir -p: the parents of a log dir are created too. */
 static int make_dirs(const char *dir)
 {
+    if (!*dir)
+        return -ENOENT;
     char *path = strdup(dir);
     if (!path)
         return -ENOMEM;
