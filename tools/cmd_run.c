@@ -105,7 +105,11 @@ static int run_supervised(const tool_options *o, const pf_launch_spec *spec)
     if (rc < 0) {
         fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
         free(why);
-        return status_of_start_error(rc);
+        /* 127 or 126 only when the program is what cannot be run (not a log directory). */
+        char *path = NULL;
+        int program = pf_launch_spec_resolve(spec, &path, NULL);
+        free(path);
+        return program < 0 ? status_of_start_error(program) : 1;
     }
     if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         pf_supervisor_free(sup);

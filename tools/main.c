@@ -70,7 +70,10 @@ static void command_help(const tool_command_def *c, FILE *out)
 {
     fprintf(out, "usage: pinfer %s %s\n\n%s\n", c->name, c->args, c->about);
     tool_options_help(c->id, out);
-    fputs("\nSee pinfer(1).\n", out);
+    fputs(
+        "\nOptions also take run_cpu's and ipexrun's underscore spellings (--ncores_per_instance)\n"
+        "and --opt=value.  See pinfer(1).\n",
+        out);
 }
 
 static const tool_command_def *find_command(const char *name)
@@ -79,18 +82,6 @@ static const tool_command_def *find_command(const char *name)
         if (strcmp(COMMANDS[i]->name, name) == 0)
             return COMMANDS[i];
     return NULL;
-}
-
-/* -h or --help among the options (before PROGRAM). */
-static bool asks_help(int argc, char **argv)
-{
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0 || argv[i][0] != '-')
-            return false;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return true;
-    }
-    return false;
 }
 
 int main(int argc, char **argv)
@@ -124,13 +115,13 @@ int main(int argc, char **argv)
         fputs(")\n", stderr);
         return EXIT_USAGE;
     }
-    if (asks_help(argc, argv)) {
-        command_help(c, stdout);
-        return 0;
-    }
     tool_options opts;
     char *why = NULL;
     int rc = tool_parse_options(c->id, argc - 1, argv + 1, &opts, &why);
+    if (rc == 0 && opts.help) {
+        command_help(c, stdout);
+        return 0;
+    }
     if (rc < 0)
         return tool_fail(c->id != CMD_RUN && tool_options_want_json(argc - 1, argv + 1), rc, why);
     return c->run(&opts);

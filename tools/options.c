@@ -236,7 +236,9 @@ void tool_options_help(tool_command command, FILE *out)
                 fprintf(out, "\n%s:\n", GROUP_NAMES[g]);
             heading = true;
             char left[64];
-            snprintf(left, sizeof left, "%s%s%s", o->names[0], o->value ? " " : "",
+            bool short_alias = o->names[1] && o->names[1][1] != '-';
+            snprintf(left, sizeof left, "%s%s%s%s%s", short_alias ? o->names[1] : "",
+                     short_alias ? ", " : "", o->names[0], o->value ? " " : "",
                      o->value ? o->value : "");
             if (strlen(left) > 28)
                 fprintf(out, "  %s\n  %-28s %s\n", left, "", o->help);
@@ -437,6 +439,10 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
             break;
         const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            o->help = true; /* wherever it stands among the options */
+            return 0;
+        }
         const option_spec *spec = find_option(arg, name_len);
         if (!spec || !(spec->commands & (1u << command))) {
             return usage_error(why, "%s: unknown option '%.*s' (see pinfer %s --help)",

@@ -19,6 +19,7 @@ typedef struct tool_options {
     pf_plan_options plan;
     const char *topology; /* --topology, else $PINFER_TOPOLOGY, else NULL (live) */
     bool json;
+    bool help; /* -h or --help among the options: the rest is not parsed */
     pf_allocator allocator;
     pf_omp_runtime omp;
     bool disable_numactl;

@@ -1,5 +1,5 @@
 /*
- * topo_lscpu.c - topologies from lscpu output.
+ * lscpu.c - topologies from lscpu output.
  *
  * Two formats:
  *   `lscpu --parse[=CPU,Core,Socket,Node,...]`: CSV rows after '#' comment

@@ -1,7 +1,7 @@
 """Independent reference implementation of the pinfer planner.
 
-Written from /work/shared/spec/launcher.md sections 1, 2, 3 and 7 only (not from
-src/plan.c), so that the C planner can be checked against it by diff_plan.py.
+Written from the planner's requirements (the rules docs/planning.md states), not from
+src/plan/plan.c, so that the C planner can be checked against it by diff_plan.py.
 Standard library only; Python 3.11.
 
     topo = parse_topology(text)          # lscpu --parse=CPU,Core,Socket,Node or lscpu -e
