@@ -12,10 +12,12 @@
  *                                              `true` when it finds them
  *   env LD_PRELOAD=<the same libraries> true   what those preloads cost `true`
  *   pinfer run ... --memory-allocator default --omp-runtime default true
- *                                              the launcher alone
+ *                                              the launcher alone, with the
+ *                                              live topology from sysfs
+ *   the same with PINFER_TOPOLOGY=hwloc        ... from hwloc, as before
  *   python3 -m torch.backends.xeon.run_cpu --no_python true
  * and the ratios the issue sets targets for (pinfer <= 2x numactl, >= 100x
- * faster than run_cpu).
+ * faster than run_cpu; the launcher alone within 1.3x of numactl).
  */
 #include "bench.h"
 #include "pinfer.h"
@@ -23,7 +25,18 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { TRUE_, NUMACTL, PINFER, PRELOAD, PINFER_BARE, RUN_CPU, NCOMMANDS };
+enum { TRUE_, NUMACTL, PINFER, PRELOAD, PINFER_BARE, PINFER_BARE_HWLOC, RUN_CPU, NCOMMANDS };
+
+/* One run of a command; PINFER_TOPOLOGY=hwloc in its environment for that row. */
+static double time_command(int c, char *const *argv)
+{
+    if (c != PINFER_BARE_HWLOC)
+        return bench_time_process(argv);
+    setenv("PINFER_TOPOLOGY", "hwloc", 1);
+    double t = bench_time_process(argv);
+    unsetenv("PINFER_TOPOLOGY");
+    return t;
+}
 
 int main(int argc, char **argv)
 {
@@ -63,6 +76,8 @@ int main(int argc, char **argv)
         [PRELOAD] = {"env", preload, "true", NULL},
         [PINFER_BARE] = {pinfer, "run", "--no-python", "--memory-allocator", "default",
                          "--omp-runtime", "default", "true", NULL},
+        [PINFER_BARE_HWLOC] = {pinfer, "run", "--no-python", "--memory-allocator", "default",
+                               "--omp-runtime", "default", "true", NULL},
         [RUN_CPU] = {"/usr/bin/python3", "-m", "torch.backends.xeon.run_cpu", "--no_python", "true",
                      NULL},
     };
@@ -72,6 +87,7 @@ int main(int argc, char **argv)
         "pinfer run --no-python true",
         "env LD_PRELOAD=<tcmalloc:iomp> true",
         "pinfer run --no-python (default allocator, GNU omp) true",
+        "  the same, PINFER_TOPOLOGY=hwloc",
         "python3 -m torch.backends.xeon.run_cpu --no_python true",
     };
     double *t[NCOMMANDS];
@@ -82,7 +98,7 @@ int main(int argc, char **argv)
         for (int c = 0; c < NCOMMANDS; c++) {
             if (c == RUN_CPU && (!have_run_cpu || r % 10 != 0))
                 continue;
-            t[c][n[c]++] = bench_time_process(commands[c]);
+            t[c][n[c]++] = time_command(c, commands[c]);
             if (c == RUN_CPU && system("rm -rf logs") != 0)
                 return 1;
         }
@@ -100,8 +116,10 @@ int main(int argc, char **argv)
     printf("\nratios of medians:\n");
     printf("  pinfer run / numactl                        %6.2fx  (target <= 2x)\n",
            med[PINFER] / med[NUMACTL]);
-    printf("  pinfer run (no preloads) / numactl          %6.2fx  (target <= 2x)\n",
+    printf("  pinfer run (no preloads) / numactl          %6.2fx  (target <= 1.3x)\n",
            med[PINFER_BARE] / med[NUMACTL]);
+    printf("  the same, PINFER_TOPOLOGY=hwloc / numactl   %6.2fx\n",
+           med[PINFER_BARE_HWLOC] / med[NUMACTL]);
     printf("  pinfer run - (env LD_PRELOAD=... true)      %6.0f us (the launcher's own share)\n",
            med[PINFER] - med[PRELOAD]);
     if (med[RUN_CPU] > 0) {

@@ -75,22 +75,34 @@ typedef struct pf_cpu_info {
 
 /*
  * Load a topology.  `source` is one of
- *   NULL or "live"            this machine, through hwloc, with `allowed` set
- *                             from the process's affinity mask and cgroup;
+ *   NULL or "live"            this machine, read from Linux sysfs
+ *                             (/sys/devices/system/cpu and node, the hybrid
+ *                             PMUs in /sys/devices), with `allowed` set from
+ *                             the calling thread's affinity mask and the
+ *                             process's cgroup cpuset; through hwloc instead
+ *                             when sysfs lacks a file the model needs or may
+ *                             not read it (a container or emulator without
+ *                             CPU topology in /sys);
+ *   "hwloc"                   this machine through hwloc, as "live" did
+ *                             before sysfs (to compare the two); live too;
+ *   "sysfs:<folder>"          a sysfs tree captured or built under <folder>
+ *                             (<folder>/sys/devices/system/cpu/online, ...);
  *   "synthetic:<description>" an hwloc synthetic description,
  *                             e.g. "synthetic:pack:2 numa:1 core:4 pu:2";
  *   a file path               the output of `lscpu --parse[=...]`, of
  *                             `lscpu -e` / `lscpu --all --extended`, or an
- *                             hwloc XML export (told apart by content).
+ *                             hwloc XML export (told apart by content); a
+ *                             file named "live" or "hwloc" is "./live".
  * Non-live topologies have every CPU allowed.  Errors (with *why naming the
- * file and line where there is one): -ENOENT / -EACCES (unreadable file),
- * -EINVAL (malformed input), -ENOMEM, -ENOTSUP (hwloc failed).
+ * file and line where there is one): -ENOENT / -EACCES (unreadable file;
+ * for sysfs:, a file the model needs is missing), -EINVAL (malformed input),
+ * -ENOMEM, -ENOTSUP (hwloc failed, or the affinity mask is unreadable).
  * Free *out with pf_topology_free().
  */
 int pf_topology_load(const char *source, pf_topology **out, char **why);
 void pf_topology_free(pf_topology *topo);
 
-/* "live", the file path, or "synthetic:..." (owned by the topology). */
+/* "live", "hwloc", the file path, "synthetic:..." or "sysfs:..." (owned by the topology). */
 const char *pf_topology_source(const pf_topology *topo);
 /* true for the live machine. */
 bool pf_topology_is_live(const pf_topology *topo);

@@ -293,14 +293,41 @@ static int read_file(const char *path, char **text, size_t *len, char **why)
     return 0;
 }
 
+/*
+ * The live machine: sysfs, or hwloc where sysfs lacks a file the model needs
+ * or may not read it (a container or emulator that shows no CPU topology in
+ * /sys/devices/system/cpu; hwloc can then read /proc/cpuinfo).
+ */
+static int load_live(pf_topology **out, char **why)
+{
+    char *reason = NULL;
+    int rc = pf__topology_load_sysfs("live", "/", true, out, &reason);
+    if (rc == -ENOENT || rc == -EACCES) {
+        free(reason);
+        return pf__topology_load_hwloc("live", NULL, 0, NULL, out, why);
+    }
+    if (rc < 0 && why)
+        *why = reason;
+    else
+        free(reason);
+    return rc;
+}
+
 int pf_topology_load(const char *source, pf_topology **out, char **why)
 {
     if (!out)
         return pf__fail(why, -EINVAL, "no place for the topology");
     if (!source || strcmp(source, "live") == 0)
-        return pf__topology_load_hwloc("live", NULL, 0, NULL, out, why);
+        return load_live(out, why);
+    if (strcmp(source, "hwloc") == 0)
+        return pf__topology_load_hwloc(source, NULL, 0, NULL, out, why);
     if (strncmp(source, "synthetic:", 10) == 0)
         return pf__topology_load_hwloc(source, NULL, 0, source + 10, out, why);
+    if (strncmp(source, "sysfs:", 6) == 0) {
+        if (!source[6])
+            return pf__fail(why, -EINVAL, "sysfs: needs a folder (sysfs:/path/to/root)");
+        return pf__topology_load_sysfs(source, source + 6, false, out, why);
+    }
     if (!*source)
         return pf__fail(why, -EINVAL, "empty topology source");
 

@@ -1,6 +1,6 @@
 /*
  * topology.h - the internal topology model and the interface its sources
- * (lscpu text, hwloc) fill in.
+ * (sysfs, lscpu text, hwloc) fill in.
  *
  * A source produces rows, one per online CPU, in any order; pf__topology_build
  * checks them, sorts them by CPU id and derives what every source shares:
@@ -58,5 +58,30 @@ int pf__topology_parse_lscpu(const char *name, const char *text, size_t len, pf_
  */
 int pf__topology_load_hwloc(const char *name, const char *xml, size_t xml_len,
                             const char *synthetic, pf_topology **out, char **why);
+
+/*
+ * Load from a Linux sysfs tree under `root` ("/": this machine), reading
+ * sys/devices/system/{cpu,node} and sys/devices/cpu_{core,atom}.  `live`
+ * sets `allowed` from the cgroup cpuset found under root (see
+ * pf__sysfs_cgroup_cpus) and the calling thread's affinity, and marks the
+ * topology live; otherwise every CPU is allowed.  Errors, with *why naming
+ * the file: -ENOENT (a file the model needs is missing), -EINVAL (a file
+ * holds what sysfs never writes there), -EACCES, -ENOTSUP (the affinity
+ * cannot be read), -ENOMEM.
+ */
+int pf__topology_load_sysfs(const char *name, const char *root, bool live, pf_topology **out,
+                            char **why);
+
+/*
+ * The CPUs the cgroup cpuset of this process allows, read under `root`:
+ * the process's cgroup from proc/self/cgroup, then the cpuset file of that
+ * cgroup or of its nearest ancestor that has one (v1, the cpuset
+ * hierarchy: sys/fs/cgroup/cpuset/<path>/cpuset.effective_cpus or
+ * cpuset.cpus; v2: sys/fs/cgroup/<path>/cpuset.cpus.effective).  *cpus
+ * (free()) is ascending, or NULL with *count 0 when no cpuset restricts.
+ * Errors: -EINVAL with *why naming a cpuset file that is not a CPU list,
+ * -ENOMEM.
+ */
+int pf__sysfs_cgroup_cpus(const char *root, int **cpus, size_t *count, char **why);
 
 #endif /* PF_TOPOLOGY_H */
