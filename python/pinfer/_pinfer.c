@@ -938,7 +938,8 @@ static void *load_in_thread(void *arg)
  */
 static void load_topology(topology_load *load)
 {
-    bool live = !load->source || strcmp(load->source, "live") == 0;
+    bool live =
+        !load->source || strcmp(load->source, "live") == 0 || strcmp(load->source, "hwloc") == 0;
     pf_pool *everything = NULL;
     if (!live || pf_pool_from_process(&everything, NULL) < 0) {
         load_in_thread(load);
