@@ -161,6 +161,7 @@ typedef struct pf_instance {
 typedef struct pf_plan {
     pf_instance *instances;
     size_t ninstances;
+    size_t nplanned; /* instances in the full plan, before --rank / --instance-idx */
     char **warnings; /* one line each, no "pinfer: warning: " prefix */
     size_t nwarnings;
 } pf_plan;

@@ -71,7 +71,7 @@ typedef struct builder {
     size_t nkept;
     /* The same for every instance, computed once before them: */
     char *preload_line; /* LD_PRELOAD's value, or NULL when it is not set */
-    bool every_cpu;     /* the plan uses every CPU of the machine */
+    size_t nplanned;    /* the full plan's size, for PINFER_NINSTANCES */
 } builder;
 
 static void warn(builder *b, const char *fmt, ...) PF__PRINTF(2, 3);
@@ -232,7 +232,8 @@ static void note_kept(builder *b, const char *name, const char *existing, const 
 }
 
 /* Set name=value for instance i unless the environment has a non-empty value. */
-static void assign(builder *b, size_t i, const char *name, char *value)
+/* Set name=value for instance i (value malloc'd, taken; NULL: out of memory). */
+static void set_var(builder *b, size_t i, const char *name, char *value)
 {
     if (!value)
         b->rc = b->rc ? b->rc : -ENOMEM;
@@ -241,12 +242,6 @@ static void assign(builder *b, size_t i, const char *name, char *value)
         return;
     }
     pf_launch_env *env = b->env;
-    const char *existing = pf__envp_get(b->opts->environ, name);
-    if (existing && *existing && strcmp(name, "LD_PRELOAD") != 0) {
-        note_kept(b, name, existing, value);
-        free(value);
-        return;
-    }
     pf_env_var *grown = realloc(env->vars[i], (env->nvars[i] + 1) * sizeof *grown);
     char *copy = grown ? strdup(name) : NULL;
     if (grown)
@@ -257,6 +252,18 @@ static void assign(builder *b, size_t i, const char *name, char *value)
         return;
     }
     env->vars[i][env->nvars[i]++] = (pf_env_var){copy, value};
+}
+
+/* The same, unless the environment has a non-empty value already: that one wins. */
+static void assign(builder *b, size_t i, const char *name, char *value)
+{
+    const char *existing = pf__envp_get(b->opts->environ, name);
+    if (!b->rc && value && existing && *existing && strcmp(name, "LD_PRELOAD") != 0) {
+        note_kept(b, name, existing, value);
+        free(value);
+        return;
+    }
+    set_var(b, i, name, value);
 }
 
 /* The one warning naming every existing value that won: "A=1, B=2". */
@@ -289,15 +296,6 @@ static char *cpu_places(const pf_instance *in, bool braces)
         len += (size_t)snprintf(out + len, cap - len, braces ? "%s{%d}" : "%s%d", k ? "," : "",
                                 in->cpus[k]);
     return out;
-}
-
-static bool plan_uses_every_cpu(const pf_plan *plan, const pf_topology *topo)
-{
-    size_t ncpus, used = 0;
-    pf_topology_cpus(topo, &ncpus);
-    for (size_t i = 0; i < plan->ninstances; i++)
-        used += plan->instances[i].ncpus;
-    return used >= ncpus; /* instances never share a CPU */
 }
 
 static char *join_preload(const pf_launch_env *env)
@@ -334,7 +332,9 @@ static void instance_env(builder *b, const pf_instance *in, size_t i)
             assign(b, i, "KMP_AFFINITY",
                    list ? pf__strdupf("granularity=fine,proclist=[%s],explicit", list) : NULL);
             free(list);
-        } else if (!b->every_cpu) {
+        } else {
+            /* Always, also when the plan uses every CPU (a machine without SMT):
+               without it Intel's threads are free to migrate inside the mask. */
             assign(b, i, "KMP_AFFINITY", strdup(KMP_AFFINITY_COMPACT));
         }
     } else {
@@ -344,6 +344,10 @@ static void instance_env(builder *b, const pf_instance *in, size_t i)
     }
     if (env->allocator == PF_ALLOCATOR_JEMALLOC)
         assign(b, i, "MALLOC_CONF", strdup(JEMALLOC_CONF));
+    /* Which instance this is: set whatever the environment says, since an
+       outer launch's values describe another plan. */
+    set_var(b, i, "PINFER_INSTANCE", pf__strdupf("%d", in->index));
+    set_var(b, i, "PINFER_NINSTANCES", pf__strdupf("%zu", b->nplanned));
 }
 
 /* The assignments all instances share, for --json. */
@@ -384,12 +388,15 @@ static void find_common(builder *b)
 int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_options *opts,
                    pf_launch_env **out, char **why)
 {
+    (void)topo; /* the environment depends on the plan alone since KMP_AFFINITY is always set */
     if (!plan || !topo || !opts || !out)
         return pf__fail(why, -EINVAL, "no plan, topology or options");
     if ((unsigned)opts->allocator > PF_ALLOCATOR_JEMALLOC || (unsigned)opts->omp > PF_OMP_INTEL)
         return pf__fail(why, -EINVAL, "unknown allocator or OpenMP runtime");
     pf_launch_env *env = calloc(1, sizeof *env);
-    builder b = {.env = env, .opts = opts};
+    builder b = {.env = env,
+                 .opts = opts,
+                 .nplanned = plan->nplanned > plan->ninstances ? plan->nplanned : plan->ninstances};
     if (env) {
         env->ninstances = plan->ninstances;
         env->vars = calloc(plan->ninstances + 1, sizeof *env->vars);
@@ -420,7 +427,6 @@ int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_op
     if (!b.rc && (env->npreload > 0 || pf__envp_get(opts->environ, "LD_PRELOAD")) &&
         !(b.preload_line = join_preload(env)))
         b.rc = -ENOMEM;
-    b.every_cpu = plan_uses_every_cpu(plan, topo);
     for (size_t i = 0; i < plan->ninstances && !b.rc; i++)
         instance_env(&b, &plan->instances[i], i);
     free(b.preload_line);

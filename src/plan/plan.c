@@ -599,6 +599,7 @@ int pf_plan_instances(const pf_topology *topo, const pf_plan_options *opts, pf_p
         plan->ninstances = i + 1;
     }
     if (rc == 0) {
+        plan->nplanned = p.nparts;
         plan->warnings = p.warnings;
         plan->nwarnings = p.nwarnings;
         p.warnings = NULL;

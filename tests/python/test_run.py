@@ -146,14 +146,18 @@ def test_two_instances_one_cpu_each(run):
 
 
 def test_instance_environment(run):
-    script = (CPUS_SH + 'printf "%s|%s|%s|%s|%s|%s\\n" "$c" "$OMP_NUM_THREADS" "$LD_PRELOAD" '
-              '"$KMP_BLOCKTIME" "${KMP_AFFINITY-unset}" "$KEEP"')
+    script = (CPUS_SH + 'printf "%s|%s|%s|%s|%s|%s|%s/%s\\n" "$c" "$OMP_NUM_THREADS" '
+              '"$LD_PRELOAD" "$KMP_BLOCKTIME" "${KMP_AFFINITY-unset}" "$KEEP" '
+              '"$PINFER_INSTANCE" "$PINFER_NINSTANCES"')
     status, out, err = run(["run", "--ninstances", "2", "--no-python", "sh", "-c", script],
                            env=base_env(KEEP="kept value"))
     assert status == 0, err
     preload = "%s/libtcmalloc.so.4:%s/libiomp5.so" % (LIBTREE, LIBTREE)
-    # Both CPUs of the machine are used: no KMP_AFFINITY.
-    assert sorted(lines(out)) == ["%d|1|%s|1|unset|kept value" % (c, preload) for c in (C0, C1)]
+    # KMP_AFFINITY also when the plan uses every CPU (it used to be left out, and
+    # Intel's threads then migrated); each instance knows its index.
+    compact = "granularity=fine,compact,1,0"
+    assert sorted(lines(out)) == ["%d|1|%s|1|%s|kept value|%d/2" % (c, preload, compact, i)
+                                  for i, c in enumerate((C0, C1))]
 
 
 def test_existing_values_win_with_one_warning(run):

@@ -44,24 +44,25 @@ typedef struct env_case {
 #define ALL "tc je iomp"
 
 static const env_case CASES[] = {
-    /* Intel runtime found (auto): preloaded, KMP_BLOCKTIME, KMP_AFFINITY compact
-       unless the plan uses every CPU of the machine */
+    /* Intel runtime found (auto): preloaded, KMP_BLOCKTIME, KMP_AFFINITY compact,
+       also when the plan uses every CPU of the machine (it used to be left out) */
     {W, "", ALL, "", INTEL_ALL_TC " OMP_NUM_THREADS=8 KMP_BLOCKTIME=1 " COMPACT,
      INTEL_ALL_TC " OMP_NUM_THREADS=8 KMP_BLOCKTIME=1 " COMPACT, TC ":" IOMP, "tcmalloc/intel", ""},
     {W, "ni=2", ALL, "",
      INTEL_ALL_TC " OMP_NUM_THREADS=4 KMP_BLOCKTIME=1 " COMPACT " | " INTEL_ALL_TC
                   " OMP_NUM_THREADS=4 KMP_BLOCKTIME=1 " COMPACT,
      INTEL_ALL_TC " OMP_NUM_THREADS=4 KMP_BLOCKTIME=1 " COMPACT, TC ":" IOMP, "tcmalloc/intel", ""},
-    {W, "logical", ALL, "", INTEL_ALL_TC " OMP_NUM_THREADS=16 KMP_BLOCKTIME=1",
-     INTEL_ALL_TC " OMP_NUM_THREADS=16 KMP_BLOCKTIME=1", TC ":" IOMP, "tcmalloc/intel", ""},
+    {W, "logical", ALL, "", INTEL_ALL_TC " OMP_NUM_THREADS=16 KMP_BLOCKTIME=1 " COMPACT,
+     INTEL_ALL_TC " OMP_NUM_THREADS=16 KMP_BLOCKTIME=1 " COMPACT, TC ":" IOMP, "tcmalloc/intel",
+     ""},
     {W, "logical ni=2", ALL, "",
-     INTEL_ALL_TC " OMP_NUM_THREADS=8 KMP_BLOCKTIME=1 | " INTEL_ALL_TC
-                  " OMP_NUM_THREADS=8 KMP_BLOCKTIME=1",
-     INTEL_ALL_TC " OMP_NUM_THREADS=8 KMP_BLOCKTIME=1", TC ":" IOMP, "tcmalloc/intel", ""},
+     INTEL_ALL_TC " OMP_NUM_THREADS=8 KMP_BLOCKTIME=1 " COMPACT " | " INTEL_ALL_TC
+                  " OMP_NUM_THREADS=8 KMP_BLOCKTIME=1 " COMPACT,
+     INTEL_ALL_TC " OMP_NUM_THREADS=8 KMP_BLOCKTIME=1 " COMPACT, TC ":" IOMP, "tcmalloc/intel", ""},
     {T, "ni=2", ALL, "",
-     INTEL_ALL_TC " OMP_NUM_THREADS=1 KMP_BLOCKTIME=1 | " INTEL_ALL_TC
-                  " OMP_NUM_THREADS=1 KMP_BLOCKTIME=1",
-     INTEL_ALL_TC " OMP_NUM_THREADS=1 KMP_BLOCKTIME=1", TC ":" IOMP, "tcmalloc/intel", ""},
+     INTEL_ALL_TC " OMP_NUM_THREADS=1 KMP_BLOCKTIME=1 " COMPACT " | " INTEL_ALL_TC
+                  " OMP_NUM_THREADS=1 KMP_BLOCKTIME=1 " COMPACT,
+     INTEL_ALL_TC " OMP_NUM_THREADS=1 KMP_BLOCKTIME=1 " COMPACT, TC ":" IOMP, "tcmalloc/intel", ""},
     {T, "cores=1", ALL, "", INTEL_ALL_TC " OMP_NUM_THREADS=1 KMP_BLOCKTIME=1 " COMPACT,
      INTEL_ALL_TC " OMP_NUM_THREADS=1 KMP_BLOCKTIME=1 " COMPACT, TC ":" IOMP, "tcmalloc/intel", ""},
     /* threads differ: OMP_NUM_THREADS is not common */
@@ -111,17 +112,20 @@ static const env_case CASES[] = {
     {T, "", "omp=default -", "", "OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads",
      "OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads", "", "default/default", ""},
     {T, "", "alloc=jemalloc " ALL, "",
-     "LD_PRELOAD=" JE ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " JE_CONF,
-     "LD_PRELOAD=" JE ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " JE_CONF, JE ":" IOMP,
-     "jemalloc/intel", ""},
-    {T, "", "alloc=default iomp tc", "", "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
-     "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1", IOMP, "default/intel", ""},
+     "LD_PRELOAD=" JE ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT " " JE_CONF,
+     "LD_PRELOAD=" JE ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT " " JE_CONF,
+     JE ":" IOMP, "jemalloc/intel", ""},
+    {T, "", "alloc=default iomp tc", "",
+     "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT, IOMP, "default/intel", ""},
     /* an allocator asked for and missing: a warning naming the package, the default */
-    {T, "", "alloc=tcmalloc je iomp", "", "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
-     "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1", IOMP, "default/intel",
+    {T, "", "alloc=tcmalloc je iomp", "",
+     "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT, IOMP, "default/intel",
      "tcmalloc was asked for but not found (apt-get install libgoogle-perftools4)"},
-    {T, "", "alloc=jemalloc tc iomp", "", "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
-     "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1", IOMP, "default/intel",
+    {T, "", "alloc=jemalloc tc iomp", "",
+     "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "LD_PRELOAD=" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT, IOMP, "default/intel",
      "jemalloc was asked for but not found (apt-get install libjemalloc2): using the default"},
     {T, "", "alloc=jemalloc omp=intel -", "",
      "OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads",
@@ -145,35 +149,39 @@ static const env_case CASES[] = {
      "keeping OMP_PROC_BIND=spread from"},
     /* LD_PRELOAD: existing entries that exist first, then allocator, then OpenMP */
     {T, "", ALL, "LD_PRELOAD=/opt/libfoo.so:/gone/libbar.so /opt/libbaz.so",
-     "LD_PRELOAD=/opt/libfoo.so:/opt/libbaz.so:" TC ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
-     "LD_PRELOAD=/opt/libfoo.so:/opt/libbaz.so:" TC ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
+     "LD_PRELOAD=/opt/libfoo.so:/opt/libbaz.so:" TC ":" IOMP
+     " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "LD_PRELOAD=/opt/libfoo.so:/opt/libbaz.so:" TC ":" IOMP
+     " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
      "/opt/libfoo.so:/opt/libbaz.so:" TC ":" IOMP, "tcmalloc/intel",
      "LD_PRELOAD entry /gone/libbar.so does not exist: dropped"},
     /* never the same library twice */
     {T, "", ALL, "LD_PRELOAD=/opt/libfoo.so::/opt/libfoo.so:" TC ":" IOMP,
-     "LD_PRELOAD=/opt/libfoo.so:" TC ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
-     "LD_PRELOAD=/opt/libfoo.so:" TC ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
+     "LD_PRELOAD=/opt/libfoo.so:" TC ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "LD_PRELOAD=/opt/libfoo.so:" TC ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
      "/opt/libfoo.so:" TC ":" IOMP, "tcmalloc/intel", ""},
     /* the user's order is kept, ours are not added again */
     {T, "", ALL, "LD_PRELOAD=" IOMP ":" TC,
-     "LD_PRELOAD=" IOMP ":" TC " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
-     "LD_PRELOAD=" IOMP ":" TC " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1", IOMP ":" TC, "tcmalloc/intel",
-     ""},
+     "LD_PRELOAD=" IOMP ":" TC " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "LD_PRELOAD=" IOMP ":" TC " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT, IOMP ":" TC,
+     "tcmalloc/intel", ""},
     /* the same library elsewhere: kept, ours not added, no warning */
     {T, "", ALL, "LD_PRELOAD=/opt/lib/libtcmalloc.so.4",
-     "LD_PRELOAD=/opt/lib/libtcmalloc.so.4:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
-     "LD_PRELOAD=/opt/lib/libtcmalloc.so.4:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
+     "LD_PRELOAD=/opt/lib/libtcmalloc.so.4:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "LD_PRELOAD=/opt/lib/libtcmalloc.so.4:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
      "/opt/lib/libtcmalloc.so.4:" IOMP, "tcmalloc/intel", ""},
     /* another allocator already preloaded: kept, ours not added, a warning;
        the settings follow what is really preloaded (jemalloc's MALLOC_CONF) */
     {T, "", ALL, "LD_PRELOAD=/opt/libjemalloc.so.2",
-     "LD_PRELOAD=/opt/libjemalloc.so.2:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " JE_CONF,
-     "LD_PRELOAD=/opt/libjemalloc.so.2:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " JE_CONF,
+     "LD_PRELOAD=/opt/libjemalloc.so.2:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT
+     " " JE_CONF,
+     "LD_PRELOAD=/opt/libjemalloc.so.2:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT
+     " " JE_CONF,
      "/opt/libjemalloc.so.2:" IOMP, "jemalloc/intel",
      "LD_PRELOAD already has /opt/libjemalloc.so.2: not adding " TC},
     {T, "", "alloc=jemalloc " ALL, "LD_PRELOAD=/opt/libtcmalloc_minimal.so.4",
-     "LD_PRELOAD=/opt/libtcmalloc_minimal.so.4:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
-     "LD_PRELOAD=/opt/libtcmalloc_minimal.so.4:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
+     "LD_PRELOAD=/opt/libtcmalloc_minimal.so.4:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "LD_PRELOAD=/opt/libtcmalloc_minimal.so.4:" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
      "/opt/libtcmalloc_minimal.so.4:" IOMP, "tcmalloc/intel",
      "LD_PRELOAD already has /opt/libtcmalloc_minimal.so.4: not adding " JE},
     /* another OpenMP runtime already preloaded: GNU's -> GNU settings */
@@ -186,9 +194,10 @@ static const env_case CASES[] = {
      "LD_PRELOAD already has /usr/lib/libgomp.so.1: not adding " IOMP},
     /* LLVM's libomp is Intel's runtime: KMP settings */
     {T, "", ALL, "LD_PRELOAD=/opt/libomp.so.5",
-     "LD_PRELOAD=/opt/libomp.so.5:" TC " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1",
-     "LD_PRELOAD=/opt/libomp.so.5:" TC " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1", "/opt/libomp.so.5:" TC,
-     "tcmalloc/intel", "LD_PRELOAD already has /opt/libomp.so.5: not adding " IOMP},
+     "LD_PRELOAD=/opt/libomp.so.5:" TC " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "LD_PRELOAD=/opt/libomp.so.5:" TC " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT,
+     "/opt/libomp.so.5:" TC, "tcmalloc/intel",
+     "LD_PRELOAD already has /opt/libomp.so.5: not adding " IOMP},
     /* every entry gone and nothing to add: LD_PRELOAD is emptied, not left to fail */
     {T, "", "omp=default alloc=default -", "LD_PRELOAD=/gone/a.so",
      "LD_PRELOAD= OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads",
@@ -269,12 +278,14 @@ static void append(char **s, size_t *len, const char *sep, const char *name, con
     *len += (size_t)snprintf(*s + *len, add, "%s%s=%s", *len ? sep : "", name, value);
 }
 
+/* The variables as "A=1 B=2"; PINFER_* (which instance) are checked by test_instance_index. */
 static char *render_vars(const pf_env_var *vars, size_t n)
 {
     char *s = strdup("");
     size_t len = 0;
     for (size_t k = 0; k < n; k++)
-        append(&s, &len, " ", vars[k].name, vars[k].value);
+        if (strncmp(vars[k].name, "PINFER_", 7) != 0)
+            append(&s, &len, " ", vars[k].name, vars[k].value);
     return s;
 }
 
@@ -459,6 +470,54 @@ static size_t strv_len(char **v)
 }
 
 /* pf_launch_env_apply: ours replace, theirs stay, nothing is lost or doubled. */
+/*
+ * Each instance learns its index in the full plan and the plan's size, also
+ * when --rank picks one instance, and whatever an outer launch left in the
+ * environment (those values describe another plan).
+ */
+static void test_instance_index(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *plan;
+        const char *environ;
+        const char *expect; /* per instance, " | " between */
+    } rows[] = {
+        {"ni=2", "",
+         "PINFER_INSTANCE=0 PINFER_NINSTANCES=2 | PINFER_INSTANCE=1 PINFER_NINSTANCES=2"},
+        {"ni=4 rank=2", "", "PINFER_INSTANCE=2 PINFER_NINSTANCES=4"},
+        {"nc=1 idx=1,3", "",
+         "PINFER_INSTANCE=1 PINFER_NINSTANCES=8 | PINFER_INSTANCE=3 PINFER_NINSTANCES=8"},
+        {"", "PINFER_INSTANCE=5;PINFER_NINSTANCES=9", "PINFER_INSTANCE=0 PINFER_NINSTANCES=1"},
+    };
+    pf_topology *t = load_fixture(W);
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+        pf_plan *plan = plan_from_text(t, rows[r].plan);
+        pf_env_options o;
+        env_options_of("omp=default alloc=default -", &o);
+        char **envv = environ_of(rows[r].environ);
+        o.environ = envv;
+        pf_launch_env *env = NULL;
+        assert_int_equal(pf_env_compute(plan, t, &o, &env, NULL), 0);
+        char *got = strdup("");
+        size_t len = 0;
+        for (size_t i = 0; i < env->ninstances; i++)
+            for (size_t k = 0; k < env->nvars[i]; k++)
+                if (strncmp(env->vars[i][k].name, "PINFER_", 7) == 0)
+                    append(&got, &len,
+                           k && strncmp(env->vars[i][k - 1].name, "PINFER_", 7) == 0 ? " " : " | ",
+                           env->vars[i][k].name, env->vars[i][k].value);
+        if (strcmp(got, rows[r].expect) != 0)
+            fail_msg("row %zu (%s): got '%s', want '%s'", r, rows[r].plan, got, rows[r].expect);
+        assert_int_equal(env->nwarnings, 0); /* not "keeping PINFER_INSTANCE" */
+        free(got);
+        pf_launch_env_free(env);
+        pf_strv_free(envv);
+        pf_plan_free(plan);
+    }
+    pf_topology_free(t);
+}
+
 static void test_apply(void **state)
 {
     (void)state;
@@ -490,8 +549,11 @@ static void test_apply(void **state)
     assert_true(strv_has(out, "OMP_PLACE=x"));
     assert_true(strv_has(out, "NOEQUALS"));
     assert_true(strv_has(out, "EMPTY="));
-    /* base 8 - 2 replaced + 3 ours (LD_PRELOAD, OMP_NUM_THREADS, OMP_PLACES) */
-    assert_int_equal(strv_len(out), 9);
+    /* base 8 - 2 replaced + 5 ours (LD_PRELOAD, OMP_NUM_THREADS, OMP_PLACES, PINFER_INSTANCE,
+       PINFER_NINSTANCES) */
+    assert_int_equal(strv_len(out), 11);
+    assert_true(strv_has(out, "PINFER_INSTANCE=1"));
+    assert_true(strv_has(out, "PINFER_NINSTANCES=2"));
     pf_strv_free(out);
 
     /* no base: exactly ours */
@@ -571,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_file_exists_callback),
         cmocka_unit_test(test_null_environ),
         cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_instance_index),
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_options_init),
     };
