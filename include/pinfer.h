@@ -499,15 +499,20 @@ typedef struct pf_supervisor_options {
     const char *log_dir;    /* log files there (created, parents too); NULL: none */
     const char *log_prefix; /* their names' prefix; NULL: "run" */
     bool capture;           /* read the instances' output (always with log_dir) */
-    int console_fd;         /* captured output is copied there (default 1); -1: not */
-    bool prefix_lines;      /* ... line by line as "[i] line" */
+    int console_fd;         /* captured output is copied there (default 1), never blocking:
+                               what a slow console cannot take is dropped and counted */
+    bool prefix_lines;      /* ... line by line as "[i] line", i the plan index */
     bool null_stdin;        /* instances read /dev/null, not the launcher's stdin */
     int grace_ms;           /* after a stop or a forwarded signal, SIGKILL after this */
+    bool fail_fast;         /* an instance that fails for good stops the others (SIGTERM) */
+    int death_signal;       /* instances get it when the thread driving the supervisor dies
+                               (PR_SET_PDEATHSIG: even SIGKILL of the launcher); 0: none */
     pf_restart restart;
     int restart_delay_ms;     /* the first back-off (default 100), doubled each time ... */
     int restart_max_delay_ms; /* ... up to this (default 30000) */
     int restart_reset_ms;     /* an instance up this long starts again from the first */
-    pf_log_fn log;            /* the supervisor's messages (also in DIR's log); NULL: stderr */
+    pf_log_fn log;            /* the supervisor's messages (also in DIR's log, timestamped);
+                                 NULL: stderr as "pinfer: <level>: <text>", never blocking */
     void *log_ctx;
     /* A line of captured output (without its newline; a line longer than
        4 KiB comes in pieces).  Set: the console copy is not made. */
@@ -564,7 +569,9 @@ bool pf_supervisor_finished(const pf_supervisor *sup);
 /*
  * Send sig to every instance's process group; from then on nothing is
  * restarted and whatever is left after the grace period is killed.  With a
- * message (not NULL) it is logged first, as info.
+ * message (not NULL) it is logged first, as info.  Called again while
+ * instances are within that grace period (a second Ctrl-C), it kills them
+ * at once.
  */
 void pf_supervisor_signal(pf_supervisor *sup, int sig, const char *message);
 
@@ -576,9 +583,10 @@ unsigned pf_supervisor_restarts(const pf_supervisor *sup, size_t instance);
 
 /*
  * The run's exit status: 0 if every instance exited 0, else that of the
- * lowest-index failed instance (128+N for signal N).  Each failure is logged
- * as an error ("instance 1 exited with status 3") once, the first time this
- * is called after the supervisor finished.
+ * lowest-index failed instance (128+N for signal N); 1 when they all
+ * succeeded but a log file could not be written in full.  Each exit was
+ * logged as it happened ("instance 1 exited 3 after 1.0 s", an error;
+ * "instance 0 exited 0 after 12.3 s", info).
  */
 int pf_supervisor_exit_status(pf_supervisor *sup);
 

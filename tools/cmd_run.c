@@ -92,8 +92,10 @@ static int run_supervised(const tool_options *o, const pf_launch_spec *spec)
     pf_supervisor_options_init(&so);
     so.log_dir = o->log_dir;
     so.log_prefix = o->log_prefix;
-    so.capture = o->log_dir != NULL;
-    so.prefix_lines = o->log_dir && spec->plan->ninstances > 1;
+    so.capture = o->log_dir || spec->plan->ninstances > 1;
+    so.prefix_lines = spec->plan->ninstances > 1;
+    so.fail_fast = o->fail_fast;
+    so.death_signal = SIGKILL; /* even a SIGKILL of the launcher leaves nothing behind */
     /* A process group in the background that reads the terminal is stopped
        (SIGTTIN) for ever: instances do not read a terminal. */
     so.null_stdin = isatty(STDIN_FILENO);

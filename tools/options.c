@@ -42,6 +42,7 @@ enum opt_id {
     O_NO_PYTHON,
     O_LOG_DIR,
     O_LOG_PREFIX,
+    O_FAIL_FAST,
     O_TOPOLOGY,
     O_JSON
 };
@@ -211,6 +212,12 @@ static const option_spec OPTIONS[] = {
      FOR_LAUNCH,
      G_PROGRAM,
      "their names start with P (default run)"},
+    {{"--fail-fast"},
+     NULL,
+     O_FAIL_FAST,
+     FOR_RUN,
+     G_PROGRAM,
+     "the first failed instance stops the others"},
     {{"--topology"},
      "SRC",
      O_TOPOLOGY,
@@ -383,6 +390,7 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
         o->topology = value;
         return 0;
     case O_JSON: o->json = true; return 0;
+    case O_FAIL_FAST: o->fail_fast = true; return 0;
     }
     return usage_error(why, "internal error: unhandled option %s", name);
 }

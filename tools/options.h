@@ -26,6 +26,7 @@ typedef struct tool_options {
     bool disable_taskset;
     bool module;
     bool no_python;
+    bool fail_fast; /* run: the first failed instance stops the others */
     const char *log_dir;
     const char *log_prefix;
     int grace_ms;         /* $PINFER_GRACE_MS (run); 0: the default */

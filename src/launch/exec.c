@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int pf__memory_allowed(const pf_launch_spec *spec, pf_log_fn log, void *ctx, int fd, bool *memory)
+int pf__memory_allowed(const pf_launch_spec *spec, pf_log_fn log, void *ctx, bool *memory)
 {
     *memory = spec->bind_memory;
     if (!*memory)
@@ -19,19 +19,60 @@ int pf__memory_allowed(const pf_launch_spec *spec, pf_log_fn log, void *ctx, int
     if (rc == -ENOMEM)
         return rc;
     if (rc < 0) {
-        pf__logf(log, ctx, fd, PF_LOG_WARNING,
-                 "memory binding is refused here (%s): binding CPUs only", strerror(-rc));
+        pf__logf(log, ctx, PF_LOG_WARNING, "memory binding is refused here (%s): binding CPUs only",
+                 strerror(-rc));
         *memory = false;
     }
     return 0;
 }
 
-void pf__log_instance(const pf_launch_spec *spec, size_t i, pf_log_fn log, void *ctx, int fd)
+/* "CPUs 0-3, memory node 0" / "CPUs 0-3, memory not bound" / "not bound". */
+static char *binding_words(const pf_instance *in, bool cpus, bool memory)
 {
+    char *cpu_list = NULL, *node_list = NULL, *out = NULL;
+    if (pf_cpulist_format(in->cpus, in->ncpus, &cpu_list) == 0 &&
+        pf_cpulist_format(in->nodes, in->nnodes, &node_list) == 0) {
+        if (cpus && memory)
+            out = pf__strdupf("CPUs %s, memory %s %s", cpu_list, in->nnodes == 1 ? "node" : "nodes",
+                              node_list);
+        else if (cpus)
+            out = pf__strdupf("CPUs %s, memory not bound", cpu_list);
+        else
+            out = strdup("not bound");
+    }
+    free(cpu_list);
+    free(node_list);
+    return out;
+}
+
+/* The assignments the launcher made for instance i, as one shell-quoted line. */
+static char *environment_line(const pf_launch_spec *spec, size_t i)
+{
+    size_t n = spec->env->nvars[i];
+    char **words = calloc(n + 1, sizeof *words);
+    bool ok = words != NULL;
+    for (size_t k = 0; ok && k < n; k++)
+        ok = (words[k] = pf__strdupf("%s=%s", spec->env->vars[i][k].name,
+                                     spec->env->vars[i][k].value)) != NULL;
+    char *line = ok ? pf_shell_join(words) : NULL;
+    pf_strv_free(words);
+    return line;
+}
+
+void pf__log_instance(const pf_launch_spec *spec, size_t i, bool memory, pf_log_fn log, void *ctx)
+{
+    const pf_instance *in = &spec->plan->instances[i];
     char *cmd = pf_shell_join(spec->argv);
-    pf__logf(log, ctx, fd, PF_LOG_INFO, "instance %d: %s %s", spec->plan->instances[i].index,
-             spec->binding[i] ? spec->binding[i] : "", cmd ? cmd : "");
+    char *how = pf_binding_command(in, spec->bind_cpus, memory);
+    char *words = binding_words(in, spec->bind_cpus, memory);
+    char *env = environment_line(spec, i);
+    pf__logf(log, ctx, PF_LOG_INFO, "instance %d: %s (%s %s)", in->index, words ? words : "?",
+             how ? how : "?", cmd ? cmd : "?");
+    pf__logf(log, ctx, PF_LOG_INFO, "instance %d environment: %s", in->index, env ? env : "?");
     free(cmd);
+    free(how);
+    free(words);
+    free(env);
 }
 
 int pf_launch_exec(const pf_launch_spec *spec, size_t i, pf_log_fn log, void *ctx, char **why)
@@ -41,16 +82,16 @@ int pf_launch_exec(const pf_launch_spec *spec, size_t i, pf_log_fn log, void *ct
     char *file = NULL;
     int rc = pf_launch_spec_resolve(spec, &file, why);
     for (size_t k = 0; k < spec->nwarnings; k++)
-        pf__logf(log, ctx, -1, PF_LOG_WARNING, "%s", spec->warnings[k]);
+        pf__logf(log, ctx, PF_LOG_WARNING, "%s", spec->warnings[k]);
     bool memory = false;
-    if (rc == 0 && pf__memory_allowed(spec, log, ctx, -1, &memory) < 0)
+    if (rc == 0 && pf__memory_allowed(spec, log, ctx, &memory) < 0)
         rc = pf__fail(why, -ENOMEM, "out of memory");
     if (rc < 0) {
         free(file);
         return rc;
     }
     const pf_instance *in = &spec->plan->instances[i];
-    pf__log_instance(spec, i, log, ctx, -1);
+    pf__log_instance(spec, i, memory, log, ctx);
     pf_spawn_options so;
     pf_spawn_options_init(&so);
     so.file = file;

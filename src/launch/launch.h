@@ -13,9 +13,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Format a message and hand it to fn (NULL: pf_log_stderr); also to fd when >= 0. */
-void pf__logf(pf_log_fn fn, void *ctx, int fd, pf_log_level level, const char *fmt, ...)
-    PF__PRINTF(5, 6);
+/* Format a message and hand it to fn (NULL: pf_log_stderr). */
+void pf__logf(pf_log_fn fn, void *ctx, pf_log_level level, const char *fmt, ...) PF__PRINTF(4, 5);
+
+/* "2026-11-29 17:50:01.123 pinfer: <level>: <text>\n": a log file's line (malloc'd). */
+char *pf__log_file_line(pf_log_level level, const char *text);
 
 /*
  * A binding prepared before fork, so that the child only makes system
@@ -52,8 +54,30 @@ void pf__line_feed(pf__line *l, const char *buf, size_t n, pf__line_fn fn, void 
 /* The held part, if any, as a last line. */
 void pf__line_flush(pf__line *l, pf__line_fn fn, void *ctx);
 
-/* write() all of buf, retrying on EINTR; errors are dropped (a console gone away). */
-void pf__write_all(int fd, const char *buf, size_t n);
+/* write() all of buf, retrying on EINTR: 0, or -errno of the write that failed. */
+int pf__write_all(int fd, const char *buf, size_t n);
+
+/*
+ * A console written without ever blocking (console.c): what the fd cannot
+ * take now is held in a bounded buffer, and what does not fit is dropped
+ * and counted.
+ */
+typedef struct pf__console {
+    int fd;      /* where to write; -1: nowhere */
+    int own;     /* our own non-blocking description of it, or -1 */
+    bool socket; /* written with MSG_DONTWAIT */
+    bool broken; /* a write failed (EPIPE...): the console is gone */
+    char *buf;   /* held bytes, in order */
+    size_t len;
+    size_t dropped; /* bytes dropped since the last report */
+} pf__console;
+
+void pf__console_open(pf__console *c, int fd);
+void pf__console_close(pf__console *c);
+void pf__console_write(pf__console *c, const char *p, size_t n);
+/* Write what is held, without blocking; true when nothing is left. */
+bool pf__console_flush(pf__console *c);
+bool pf__console_pending(const pf__console *c);
 
 /*
  * The log files of one run in dir (created with its parents): the
@@ -70,9 +94,14 @@ int pf__logs_open(const char *dir, const char *prefix, const pf_plan *plan, int 
  * once with instance 0's nodes; a refusal is one warning.  *memory says
  * whether to bind.  0 or -ENOMEM.
  */
-int pf__memory_allowed(const pf_launch_spec *spec, pf_log_fn log, void *ctx, int fd, bool *memory);
+int pf__memory_allowed(const pf_launch_spec *spec, pf_log_fn log, void *ctx, bool *memory);
 
-/* "instance N: <binding> <command>", as info. */
-void pf__log_instance(const pf_launch_spec *spec, size_t i, pf_log_fn log, void *ctx, int fd);
+/*
+ * What instance i is given, as info lines: "instance 0: CPUs 0-3, memory
+ * node 0 (numactl -C 0-3 -m 0 <command>)" and "instance 0 environment:
+ * OMP_NUM_THREADS=4 ..." (what the launcher set).  memory: whether memory
+ * is really bound (a refusal shows as "memory not bound").
+ */
+void pf__log_instance(const pf_launch_spec *spec, size_t i, bool memory, pf_log_fn log, void *ctx);
 
 #endif /* PF_LAUNCH_H */

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *pf_log_level_name(pf_log_level level)
@@ -30,20 +31,25 @@ void pf_log_stderr(void *ctx, pf_log_level level, const char *text)
     free(line);
 }
 
-void pf__logf(pf_log_fn fn, void *ctx, int fd, pf_log_level level, const char *fmt, ...)
+void pf__logf(pf_log_fn fn, void *ctx, pf_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *text = pf__vstrdupf(fmt, ap);
     va_end(ap);
-    if (!text)
-        return;
-    if (fd >= 0) {
-        char *line = console_line(level, text);
-        if (line)
-            pf__write_all(fd, line, strlen(line));
-        free(line);
-    }
-    (fn ? fn : pf_log_stderr)(ctx, level, text);
+    if (text)
+        (fn ? fn : pf_log_stderr)(ctx, level, text);
     free(text);
+}
+
+char *pf__log_file_line(pf_log_level level, const char *text)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+    return pf__strdupf("%s.%03ld pinfer: %s: %s\n", stamp, ts.tv_nsec / 1000000L,
+                       pf_log_level_name(level), text);
 }

@@ -5,18 +5,19 @@
 #include <string.h>
 #include <unistd.h>
 
-void pf__write_all(int fd, const char *buf, size_t n)
+int pf__write_all(int fd, const char *buf, size_t n)
 {
     while (fd >= 0 && n > 0) {
         ssize_t w = write(fd, buf, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return;
+            return -errno;
         }
         buf += w;
         n -= (size_t)w;
     }
+    return 0;
 }
 
 void pf__line_flush(pf__line *l, pf__line_fn fn, void *ctx)

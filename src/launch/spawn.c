@@ -174,7 +174,7 @@ static int exec_failure(const pf_spawn_options *o, int stage, int err, char **wh
 
 static void warn_binding(const pf_spawn_options *o, int stage, int err)
 {
-    pf__logf(o->log, o->log_ctx, -1, PF_LOG_WARNING, "cannot bind %s: %s",
+    pf__logf(o->log, o->log_ctx, PF_LOG_WARNING, "cannot bind %s: %s",
              stage == STAGE_CPUS ? "CPUs" : "memory", strerror(err));
 }
 

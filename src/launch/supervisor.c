@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ typedef struct instance {
     int status;        /* the last wait status */
     int out_fd;        /* read end of its output pipe; -1 */
     int log_fd;        /* its log file; -1 */
+    bool log_failed;   /* a write to it failed (reported once) */
     pf__line line;     /* captured output not yet a whole line */
     double started_at;
     double restart_at; /* < 0: no restart due */
@@ -70,12 +72,15 @@ struct pf_supervisor {
     int timerfd;
     bool tick; /* no pidfds: poll exits every TICK_MS */
     int main_log_fd;
+    bool main_log_failed;
+    bool log_failed; /* some log file lost output: the run's status is not 0 */
+    pf__console out; /* the instances' output, when copied to the console */
+    pf__console err; /* the supervisor's messages, without a log callback */
     instance *in;
     size_t n;
     bool stopping;      /* a signal was forwarded: nothing restarts */
     double kill_at;     /* SIGKILL what is left then; < 0 none */
     double drain_until; /* all down: stop waiting for output then; < 0 not yet */
-    bool reported;      /* failures were logged by pf_supervisor_exit_status */
 };
 
 static double now_ms(void)
@@ -85,8 +90,67 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-#define say(s, level, ...) \
-    pf__logf((s)->o.log, (s)->o.log_ctx, (s)->main_log_fd, level, __VA_ARGS__)
+/* ---- messages ------------------------------------------------------------ */
+
+/* A write to a log file; a failure is said once per file, and the run fails. */
+static void log_write(pf_supervisor *s, int fd, bool *failed, const char *what, const char *buf,
+                      size_t n);
+
+/*
+ * The supervisor's messages: to the log callback, or to its own
+ * non-blocking stderr; and, with a timestamp, to the launcher's log file.
+ */
+static void say_text(pf_supervisor *s, pf_log_level level, const char *text)
+{
+    if (s->main_log_fd >= 0) {
+        char *line = pf__log_file_line(level, text);
+        if (line)
+            log_write(s, s->main_log_fd, &s->main_log_failed, "the launcher's log file", line,
+                      strlen(line));
+        free(line);
+    }
+    if (s->o.log) {
+        s->o.log(s->o.log_ctx, level, text);
+        return;
+    }
+    char *line = pf__strdupf("pinfer: %s: %s\n", pf_log_level_name(level), text);
+    if (line)
+        pf__console_write(&s->err, line, strlen(line));
+    free(line);
+}
+
+static void say(pf_supervisor *s, pf_log_level level, const char *fmt, ...) PF__PRINTF(3, 4);
+static void say(pf_supervisor *s, pf_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = pf__vstrdupf(fmt, ap);
+    va_end(ap);
+    if (text)
+        say_text(s, level, text);
+    free(text);
+}
+
+/* A pf_log_fn for what the supervisor's helpers report (spawn's binding warnings). */
+static void say_fn(void *ctx, pf_log_level level, const char *text)
+{
+    say_text(ctx, level, text);
+}
+
+static void log_write(pf_supervisor *s, int fd, bool *failed, const char *what, const char *buf,
+                      size_t n)
+{
+    if (fd < 0 || *failed)
+        return;
+    int rc = pf__write_all(fd, buf, n);
+    if (rc == 0)
+        return;
+    *failed = true;
+    s->log_failed = true;
+    /* Said after *failed is set: the message does not go into the file that failed again. */
+    say(s, PF_LOG_ERROR, "cannot write %s: %s (its output from now on is missing there)", what,
+        strerror(-rc));
+}
 
 void pf_supervisor_options_init(pf_supervisor_options *o)
 {
@@ -133,12 +197,13 @@ static void emit_line(void *ctx, const char *line, size_t len)
         o->on_output(o->ctx, t->i, line, len);
         return;
     }
-    /* "[i] line\n" in one write, so that the instances' lines never mix. */
+    /* "[i] line\n" in one piece, so that the instances' lines never mix; i is
+       the instance's index in the plan, as in its log file's name. */
     char out[PF__LINE_MAX + 32];
-    size_t head = (size_t)snprintf(out, 32, "[%zu] ", t->i);
+    size_t head = (size_t)snprintf(out, 32, "[%d] ", t->s->spec->plan->instances[t->i].index);
     memcpy(out + head, line, len);
     out[head + len] = '\n';
-    pf__write_all(o->console_fd, out, head + len + 1);
+    pf__console_write(&t->s->out, out, head + len + 1);
 }
 
 static bool by_lines(const pf_supervisor *s)
@@ -150,12 +215,17 @@ static bool by_lines(const pf_supervisor *s)
 static void relay(pf_supervisor *s, size_t i, const char *buf, size_t n)
 {
     instance *in = &s->in[i];
-    pf__write_all(in->log_fd, buf, n);
+    if (in->log_fd >= 0) {
+        char what[64];
+        snprintf(what, sizeof what, "the log file of instance %d",
+                 s->spec->plan->instances[i].index);
+        log_write(s, in->log_fd, &in->log_failed, what, buf, n);
+    }
     line_target t = {s, i};
     if (by_lines(s))
         pf__line_feed(&in->line, buf, n, emit_line, &t);
     else
-        pf__write_all(s->o.console_fd, buf, n);
+        pf__console_write(&s->out, buf, n);
 }
 
 static void close_output(pf_supervisor *s, size_t i)
@@ -203,8 +273,9 @@ static int start_instance(pf_supervisor *s, size_t i, char **why)
     so.stdio[0] = s->o.null_stdin ? PF_SPAWN_DEVNULL : PF_SPAWN_INHERIT;
     so.stdio[1] = so.stdio[2] = pipefd[1] >= 0 ? pipefd[1] : PF_SPAWN_INHERIT;
     so.new_group = true;
-    so.log = s->o.log;
-    so.log_ctx = s->o.log_ctx;
+    so.death_signal = s->o.death_signal;
+    so.log = say_fn;
+    so.log_ctx = s;
     int pid = 0;
     int rc = pf_spawn(&so, &pid, why);
     if (pipefd[1] >= 0)
@@ -251,12 +322,33 @@ static int wait_status_of(const siginfo_t *info)
     return info->si_status & 0x7f; /* killed or dumped: the signal */
 }
 
+static bool failed(int status)
+{
+    return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* "instance 1 exited 0 after 12.3 s", as it happens; failures as errors. */
+static void report_exit(pf_supervisor *s, size_t i, int restart_ms)
+{
+    const instance *in = &s->in[i];
+    char what[96], again[48] = "";
+    if (WIFSIGNALED(in->status))
+        snprintf(what, sizeof what, "was killed by signal %d (%s)", WTERMSIG(in->status),
+                 strsignal(WTERMSIG(in->status)));
+    else
+        snprintf(what, sizeof what, "exited %d", WEXITSTATUS(in->status));
+    if (restart_ms >= 0)
+        snprintf(again, sizeof again, ": restarting in %d ms", restart_ms);
+    say(s, failed(in->status) ? PF_LOG_ERROR : PF_LOG_INFO, "instance %d %s after %.1f s%s",
+        s->spec->plan->instances[i].index, what, (now_ms() - in->started_at) / 1e3, again);
+}
+
 static void schedule(pf_supervisor *s, size_t i)
 {
     instance *in = &s->in[i];
-    bool failed = !(WIFEXITED(in->status) && WEXITSTATUS(in->status) == 0);
+    bool failed_now = failed(in->status);
     bool again = !s->stopping && (s->o.restart == PF_RESTART_ALWAYS ||
-                                  (s->o.restart == PF_RESTART_ON_FAILURE && failed));
+                                  (s->o.restart == PF_RESTART_ON_FAILURE && failed_now));
     int restart_ms = -1;
     if (again) {
         if (s->o.restart_reset_ms > 0 && now_ms() - in->started_at >= s->o.restart_reset_ms)
@@ -269,8 +361,11 @@ static void schedule(pf_supervisor *s, size_t i)
     } else {
         in->done = true;
     }
+    report_exit(s, i, restart_ms);
     if (s->o.on_exit)
         s->o.on_exit(s->o.ctx, i, in->status, restart_ms);
+    if (failed_now && !again && s->o.fail_fast && !s->stopping)
+        pf_supervisor_signal(s, SIGTERM, "an instance failed: stopping the others (fail-fast)");
 }
 
 /*
@@ -370,10 +465,12 @@ static void check_deadlines(pf_supervisor *s)
 static double next_deadline(const pf_supervisor *s)
 {
     double next = -1;
-    double candidates[3] = {s->kill_at, s->drain_until, -1};
+    double candidates[4] = {s->kill_at, s->drain_until, -1, -1};
     if (s->tick && !all_down(s))
         candidates[2] = now_ms() + TICK_MS;
-    for (size_t k = 0; k < 3; k++)
+    if (pf__console_pending(&s->out) || pf__console_pending(&s->err))
+        candidates[3] = now_ms() + TICK_MS; /* try the slow console again */
+    for (size_t k = 0; k < 4; k++)
         if (candidates[k] >= 0 && (next < 0 || candidates[k] < next))
             next = candidates[k];
     for (size_t i = 0; i < s->n; i++)
@@ -406,6 +503,19 @@ static void arm_timer(pf_supervisor *s)
     timerfd_settime(s->timerfd, 0, &t, NULL);
 }
 
+/* Write what the consoles hold; once drained, say what could not be shown. */
+static void flush_consoles(pf_supervisor *s)
+{
+    pf__console_flush(&s->err);
+    if (pf__console_flush(&s->out) && s->out.dropped > 0) {
+        size_t dropped = s->out.dropped;
+        s->out.dropped = 0;
+        say(s, PF_LOG_WARNING,
+            "the console could not keep up: %zu bytes of the instances' output were not shown%s",
+            dropped, s->main_log_fd >= 0 ? " (the log files have them)" : "");
+    }
+}
+
 int pf_supervisor_step(pf_supervisor *s)
 {
     if (!s)
@@ -426,6 +536,7 @@ int pf_supervisor_step(pf_supervisor *s)
     }
     observe_exits(s);
     check_deadlines(s);
+    flush_consoles(s);
     arm_timer(s);
     return rc;
 }
@@ -466,6 +577,14 @@ void pf_supervisor_signal(pf_supervisor *s, int sig, const char *message)
         return;
     if (message)
         say(s, PF_LOG_INFO, "%s", message);
+    if (s->stopping && s->kill_at >= 0 && !all_down(s)) {
+        /* Asked again within the grace period (a second Ctrl-C): no more waiting. */
+        say(s, PF_LOG_WARNING, "asked to stop again: killing the instances now");
+        signal_groups(s, SIGKILL);
+        s->kill_at = -1;
+        arm_timer(s);
+        return;
+    }
     s->stopping = true;
     for (size_t i = 0; i < s->n; i++)
         if (s->in[i].restart_at >= 0) {
@@ -488,32 +607,16 @@ unsigned pf_supervisor_restarts(const pf_supervisor *s, size_t i)
     return s && i < s->n ? s->in[i].restarts : 0;
 }
 
-static void describe_status(int status, char *buf, size_t size)
-{
-    if (WIFSIGNALED(status))
-        snprintf(buf, size, "was killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else
-        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
-}
-
 int pf_supervisor_exit_status(pf_supervisor *s)
 {
     int code = 0;
-    for (size_t i = 0; s && i < s->n; i++) {
+    for (size_t i = 0; s && i < s->n && code == 0; i++) {
         int st = s->in[i].status;
-        if (!s->in[i].ever_started || !s->in[i].exited || (WIFEXITED(st) && WEXITSTATUS(st) == 0))
-            continue;
-        if (!s->reported) {
-            char what[96];
-            describe_status(st, what, sizeof what);
-            say(s, PF_LOG_ERROR, "instance %d %s", s->spec->plan->instances[i].index, what);
-        }
-        if (code == 0)
+        if (s->in[i].ever_started && s->in[i].exited && failed(st))
             code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
     }
-    if (s && pf_supervisor_finished(s))
-        s->reported = true;
+    if (code == 0 && s && s->log_failed)
+        code = 1; /* the run lost output: not a success */
     return code;
 }
 
@@ -525,7 +628,7 @@ int pf_supervisor_start(pf_supervisor *s, char **why)
         return pf__fail(why, -EINVAL, "no supervisor");
     int rc = 0;
     for (size_t i = 0; i < s->n && rc == 0; i++) {
-        pf__log_instance(s->spec, i, s->o.log, s->o.log_ctx, s->main_log_fd);
+        pf__log_instance(s->spec, i, s->memory, say_fn, s);
         char *err = NULL;
         rc = start_instance(s, i, &err);
         if (rc < 0) {
@@ -572,6 +675,8 @@ int pf_supervisor_create(const pf_launch_spec *spec, const pf_supervisor_options
         s->o.grace_ms = DEFAULT_GRACE_MS;
     s->n = spec->plan->ninstances;
     s->epfd = s->timerfd = s->main_log_fd = -1;
+    pf__console_open(&s->out, s->o.console_fd);
+    pf__console_open(&s->err, s->o.log ? -1 : STDERR_FILENO);
     s->kill_at = s->drain_until = -1;
     s->in = calloc(s->n, sizeof *s->in);
     int *log_fds = calloc(s->n, sizeof *log_fds);
@@ -591,7 +696,7 @@ int pf_supervisor_create(const pf_launch_spec *spec, const pf_supervisor_options
         say(s, PF_LOG_WARNING, "%s", spec->warnings[k]);
     if (rc == 0)
         rc = open_fds(s, why);
-    if (rc == 0 && pf__memory_allowed(spec, s->o.log, s->o.log_ctx, s->main_log_fd, &s->memory) < 0)
+    if (rc == 0 && pf__memory_allowed(spec, say_fn, s, &s->memory) < 0)
         rc = pf__fail(why, -ENOMEM, "out of memory");
     free(log_fds);
     if (rc < 0) {
@@ -620,6 +725,10 @@ void pf_supervisor_free(pf_supervisor *s)
             close(in->log_fd);
         reap(in);
     }
+    flush_consoles(s);
+    pf__console_flush(&s->err); /* the drop report, if any */
+    pf__console_close(&s->out);
+    pf__console_close(&s->err);
     if (s->main_log_fd >= 0)
         close(s->main_log_fd);
     if (s->timerfd >= 0)

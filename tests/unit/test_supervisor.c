@@ -7,6 +7,7 @@
  */
 #include "pf_proc_test.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 
@@ -147,12 +148,13 @@ static void test_output_and_status(void **state)
     assert_int_equal(s.exits, 1);
     assert_int_equal(s.restart_ms[0], -1);
     assert_int_equal(WEXITSTATUS(s.last_status), 3);
+    /* Reported when it happened, once: "instance 0 exited 3 after 0.0 s". */
+    assert_int_equal(s.errors, 1);
+    assert_non_null(strstr(s.last_log, "instance 0 exited 3 after "));
     assert_int_equal(pf_supervisor_exit_status(sup), 3);
-    assert_int_equal(s.errors, 1); /* "instance 0 exited with status 3", once */
-    assert_non_null(strstr(s.last_log, "exited with status 3"));
     assert_int_equal(pf_supervisor_exit_status(sup), 3);
     assert_int_equal(s.errors, 1);
-    assert_true(s.infos >= 1); /* the instance's command line */
+    assert_true(s.infos >= 2); /* the instance's binding and command, its environment */
     pf_supervisor_free(sup);
     pf_launch_spec_free(spec);
 }
@@ -319,6 +321,78 @@ static void test_thread(void **state)
     pf_launch_spec_free(spec);
 }
 
+/* fail-fast: the first instance that fails stops the other one. */
+static void test_fail_fast(void **state)
+{
+    (void)state;
+    pf_launch_spec *a = shell_spec("sleep 30", 1);
+    pf_launch_spec *spec =
+        shell_spec("if [ \"$PINFER_INSTANCE\" = 1 ]; then exit 4; fi; sleep 30", 2);
+    pf_launch_spec_free(a);
+    if (!spec)
+        skip();
+    seen s = {0};
+    pf_supervisor_options o;
+    pf_supervisor_options_init(&o);
+    o.log = on_log;
+    o.log_ctx = &s;
+    o.fail_fast = true;
+    o.grace_ms = 2000;
+    pf_supervisor *sup = NULL;
+    assert_int_equal(pf_supervisor_create(spec, &o, &sup, NULL), 0);
+    assert_int_equal(pf_supervisor_start(sup, NULL), 0);
+    double t0 = test_now_ms();
+    assert_true(drive(&sup, 1, 10000));
+    assert_true(test_now_ms() - t0 < 5000); /* not the 30 s of the sleep */
+    /* instance 0 was stopped by SIGTERM; the status is the lowest index's that failed */
+    assert_int_equal(pf_supervisor_exit_status(sup), 128 + SIGTERM);
+    assert_int_equal(s.errors, 2);
+    pf_supervisor_free(sup);
+    pf_launch_spec_free(spec);
+}
+
+/* A console nobody reads: the supervisor never blocks, drops, and says how much. */
+static void test_slow_console(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pf_launch_spec *spec = shell_spec("yes 0123456789 | head -n 150000", 1);
+    seen s = {0};
+    pf_supervisor_options o;
+    pf_supervisor_options_init(&o);
+    o.capture = true;
+    o.console_fd = fds[1];
+    o.log = on_log;
+    o.log_ctx = &s;
+    pf_supervisor *sup = NULL;
+    assert_int_equal(pf_supervisor_create(spec, &o, &sup, NULL), 0);
+    assert_int_equal(pf_supervisor_start(sup, NULL), 0);
+    /* 1.65 MB against a 64 kB pipe: a blocking write would hang here */
+    assert_true(drive(&sup, 1, 20000));
+    assert_int_equal(pf_supervisor_exit_status(sup), 0);
+    /* read the pipe: what was held comes out after that */
+    char buf[65536];
+    size_t got = 0;
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    for (int round = 0; round < 400; round++) {
+        ssize_t r = read(fds[0], buf, sizeof buf);
+        if (r > 0)
+            got += (size_t)r;
+        struct pollfd p = {.fd = pf_supervisor_fd(sup), .events = POLLIN};
+        poll(&p, 1, 5);
+        pf_supervisor_step(sup);
+    }
+    assert_true(got >= 65536);
+    /* more than the console buffer (1 MiB): the rest was dropped, and said */
+    assert_true(got < 1650000);
+    assert_non_null(strstr(s.last_log, "the console could not keep up"));
+    pf_supervisor_free(sup);
+    close(fds[0]);
+    close(fds[1]);
+    pf_launch_spec_free(spec);
+}
+
 /* Freeing a supervisor with instances running kills them: nothing is left behind. */
 static void test_free_kills(void **state)
 {
@@ -367,6 +441,8 @@ int main(void)
         cmocka_unit_test(test_restart_on_failure_only),
         cmocka_unit_test(test_many_supervisors),
         cmocka_unit_test(test_thread),
+        cmocka_unit_test(test_fail_fast),
+        cmocka_unit_test(test_slow_console),
         cmocka_unit_test(test_free_kills),
         cmocka_unit_test(test_program_missing),
     };
