@@ -10,6 +10,25 @@
 # + UndefinedBehaviorSanitizer, the runtime's executor and streams tests under
 # ThreadSanitizer, the libFuzzer targets for a bounded time
 # (PF_FUZZ_SECONDS, default 30 each), and the style check.
+#
+# Counting.  Every suite ends with "<name>: N passed, M failed, K skipped"
+# (a line without ", K skipped" reads as K = 0).  Skipped tests are counted,
+# never dropped: cmocka's "[  SKIPPED ] N test(s)" (tests/run_unit.sh lists
+# each skipped test with its reason); pytest's "N skipped" plus "N xfailed"
+# (pytest -rs lists the reasons; errors count as failed, xpassed as passed);
+# golden, fuzz, build and style skip nothing.  A test that re-runs others in
+# a child (test_pin.c's variants, test_pinfer_examples.py's re-runs) is
+# itself skipped when the child skipped any of them.  A suite also counts
+# one failure, with a message, when
+#   - it prints no such line (it did not get to the end),
+#   - it ran no test: 0 passed and 0 failed (pytest's "no tests collected",
+#     exit 5, is one),
+#   - it exits non-zero without counting a failure (a crash, a build error).
+# Tests choose their CPUs from those this process may use, never by number,
+# so every suite runs whole on any machine and under taskset; what needs
+# more CPUs than there are is skipped, and shows in the K of its suite.
+# The last line is "all: N passed, M failed, K skipped" over every suite;
+# the status is non-zero when M is.
 set -u
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
@@ -17,8 +36,9 @@ bash scripts/setup.sh || exit 1
 summary=()
 total_passed=0
 total_failed=0
+total_skipped=0
 
-# Run a suite; its output must end with "<name>: N passed, M failed".
+# Run a suite; its output must end with "<name>: N passed, M failed, K skipped".
 suite() {
     local name=$1
     shift
@@ -29,42 +49,56 @@ suite() {
     "$@" 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     local line
-    line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
-    local p f
-    p=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed.*/\1/p')
+    line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log" | tail -1)
+    rm -f "$log"
+    local p f k why=""
+    p=$(printf '%s' "$line" | sed -n 's/^[a-z-]*: \([0-9]*\) passed.*/\1/p')
     f=$(printf '%s' "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
-    p=${p:-0} f=${f:-0}
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        f=1 # the suite failed without counting it (build error, crash)
+    k=$(printf '%s' "$line" | sed -n 's/.* \([0-9]*\) skipped$/\1/p')
+    p=${p:-0} f=${f:-0} k=${k:-0}
+    if [ -z "$line" ]; then
+        why="no closing count line, exit $rc"
+    elif [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        why="ran no test, exit $rc"
+    elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        why="exit $rc without a failed test" # build error, crash
+    fi
+    if [ -n "$why" ]; then
+        echo "test.sh: $name: $why: counted as a failure"
+        [ "$f" -eq 0 ] && f=1
     fi
     total_passed=$((total_passed + p))
     total_failed=$((total_failed + f))
-    summary+=("$(printf '%-28s %5d passed, %d failed' "$name" "$p" "$f")")
-    rm -f "$log"
+    total_skipped=$((total_skipped + k))
+    summary+=("$(printf '%-30s %5d passed, %d failed, %d skipped%s' "$name" "$p" "$f" "$k" \
+        "${why:+  ($why)}")")
 }
 
+# pytest, its skip reasons listed (-rs); exit 5, no tests collected, stays a failure.
 pytest_suite() {
-    PINFER_TEST_PIP=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python "$@"
-    local rc=$?
-    [ $rc -eq 5 ] && rc=0 # no tests collected is not a failure of the code
-    return $rc
+    PINFER_TEST_PIP=1 /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/python "$@"
 }
 
-# pytest's own closing line reads "N passed in Xs"; restate it in the common form.
+# pytest's own closing line reads "1 failed, 200 passed, 3 skipped in 40.12s" (its parts
+# in any order); restate it in the common form.
 python_suite() {
     local log
     log=$(mktemp)
     pytest_suite 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
-    local p f
-    p=$(grep -oE '[0-9]+ passed' "$log" | tail -1 | cut -d' ' -f1)
-    f=$(grep -oE '[0-9]+ (failed|error)' "$log" | awk '{s+=$1} END {print s+0}')
-    echo "python: ${p:-0} passed, ${f:-0} failed"
+    local line
+    line=$(grep -E '(passed|failed|skipped|errors?|xfailed|xpassed|no tests ran).* in [0-9.]+s' \
+        "$log" | tail -1)
     rm -f "$log"
+    count() { printf '%s\n' "$line" | grep -oE "[0-9]+ ($1)( |,|$)" | awk '{s += $1} END {print s + 0}'; }
+    echo "python: $(($(count passed) + $(count xpassed))) passed," \
+        "$(($(count failed) + $(count 'errors?'))) failed," \
+        "$(($(count skipped) + $(count xfailed))) skipped"
     return $rc
 }
 
-suite "build" bash -c 'make -j2 all >/dev/null && make python >/dev/null && echo "build: 1 passed, 0 failed"'
+suite "build" bash -c 'make -j2 all >/dev/null && make python >/dev/null &&
+    echo "build: 1 passed, 0 failed, 0 skipped"'
 suite "unit (C, cmocka)" make -s unit
 suite "golden (CLI)" make -s golden
 suite "python (pytest)" python_suite
@@ -79,5 +113,5 @@ echo "== summary"
 for line in "${summary[@]}"; do
     echo "$line"
 done
-echo "all: $total_passed passed, $total_failed failed"
+echo "all: $total_passed passed, $total_failed failed, $total_skipped skipped"
 [ "$total_failed" -eq 0 ]

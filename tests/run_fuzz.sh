@@ -2,11 +2,13 @@
 # Run every libFuzzer target in build-fuzz/ for a bounded time on a scratch
 # copy of its seed corpus (tests/fuzz/corpus/<name without fuzz_>/, plus the
 # topology fixtures for the lscpu target).  PF_FUZZ_SECONDS sets the time.
+# Ends with "fuzz: N passed, M failed, 0 skipped"; no target at all fails.
 set -u
 seconds=${PF_FUZZ_SECONDS:-30}
 root=$(cd "$(dirname "$0")/.." && pwd)
 passed=0 failed=0
 for bin in "$root"/build-fuzz/fuzz_*; do
+    [ -x "$bin" ] || continue
     name=$(basename "$bin")
     seeds="$root/tests/fuzz/corpus/${name#fuzz_}"
     work=$(mktemp -d)
@@ -24,5 +26,9 @@ for bin in "$root"/build-fuzz/fuzz_*; do
     fi
     rm -rf "$work" "$work.log"
 done
-echo "fuzz: $passed passed, $failed failed"
+echo "fuzz: $passed passed, $failed failed, 0 skipped"
+if [ $((passed + failed)) -eq 0 ]; then
+    echo "fuzz: error: no fuzz target in $root/build-fuzz"
+    exit 1
+fi
 [ $failed -eq 0 ]

@@ -16,9 +16,12 @@ A case file:
 with a clean environment: PATH, PINFER_PYTHON=python3, CONDA_PREFIX set to
 the fake library tree tests/fixtures/libtree (searched first, so that the
 libraries found do not depend on this machine), and the case's env.  The
-repository's path in the output reads <root>.
+repository's path in the output reads <root>.  In args and env, <cpu> is
+the first CPU this process may use: a case that runs on this machine names
+no CPU by number.
 `--update` rewrites the expected parts from what the tool does now (review
-the diff before committing).  Prints a line per failure and a closing count.
+the diff before committing).  Prints a line per failure and a closing count,
+"golden: N passed, M failed, 0 skipped"; no case at all is a failure.
 """
 import argparse
 import difflib
@@ -62,11 +65,15 @@ def render(case, out, err, status):
     return text
 
 
+def placeholders(text):
+    return text.replace("<root>", ROOT).replace("<cpu>", str(min(os.sched_getaffinity(0))))
+
+
 def run_case(pinfer, case):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PINFER_PYTHON": "python3",
            "CONDA_PREFIX": os.path.join(ROOT, "tests", "fixtures", "libtree")}
-    env.update({k: v.replace("<root>", ROOT) for k, v in case["env"].items()})
-    argv = shlex.split(case["args"])
+    env.update({k: placeholders(v) for k, v in case["env"].items()})
+    argv = [placeholders(a) for a in shlex.split(case["args"])]
     proc = subprocess.run([pinfer] + argv, cwd=ROOT, env=env, capture_output=True,
                           timeout=60)
     out = proc.stdout.decode("utf-8", "replace").replace(ROOT, "<root>")
@@ -106,7 +113,10 @@ def main():
             for line in difflib.unified_diff(original.splitlines(), got.splitlines(),
                                              "expected", "got", lineterm="", n=2):
                 print("    " + line)
-    print("golden: %d passed, %d failed" % (passed, failed))
+    print("golden: %d passed, %d failed, 0 skipped" % (passed, failed))
+    if passed + failed == 0:
+        print("golden: error: no case ran")
+        return 1
     return 1 if failed else 0
 
 

@@ -20,7 +20,12 @@ Hint = pinfer.MultiStreamModuleHint
 
 ALLOWED = pinfer.CPUPool().core_ids  # the process's CPUs (test_pinfer_runtime.py checks it)
 NCPUS = len(ALLOWED)
-TWO_CPUS = pytest.mark.skipif(NCPUS < 2, reason="needs two CPUs")
+TWO_CPUS = pytest.mark.skipif(NCPUS < 2, reason="needs two CPUs, this process may use %s" % ALLOWED)
+# streams_of makes a stream per CPU; one stream runs the model on the whole call and returns
+# its output as is, without looking at the hints (docs/python.md).
+TWO_STREAMS = pytest.mark.skipif(NCPUS < 2, reason="needs two streams, so two CPUs (one stream "
+                                 "neither splits nor concatenates); this process may use %s"
+                                 % ALLOWED)
 
 # Eager models and plain callables warn about the GIL, once per module: tests that are not
 # about the warning silence it.
@@ -155,6 +160,7 @@ def test_output_hint_spellings_of_a_tuple_and_a_dict():
         assert same(got, dict_model(x))
 
 
+@TWO_STREAMS
 @quiet
 @pytest.mark.parametrize("batch", [1, 4, 9])
 def test_dict_output_with_a_none_leaf_takes_stream_0s_value(batch):
@@ -235,6 +241,7 @@ def test_chunks_are_contiguous_views_the_first_ones_larger(batch, sizes):
     assert torch.equal(torch.cat([p[2] for p in parts]), x)
 
 
+@TWO_STREAMS
 @quiet
 def test_concat_output_false_returns_the_per_stream_outputs():
     model = linear_model()
@@ -374,6 +381,7 @@ def tensor_model():
     return traced(linear_model(), torch.rand(2, 10))
 
 
+@TWO_STREAMS
 @quiet
 @pytest.mark.parametrize("hint, args, kwargs, message", [
     (Hint(0, 0), (torch.rand(4, 10), torch.rand(5, 10)), {}, "split sizes disagree: args\\[0\\] "
@@ -423,6 +431,7 @@ def test_hints_must_be_hints():
         streams_of(tensor_model(), output_concat_hint=Hint(0, y=0))
 
 
+@TWO_STREAMS
 @quiet
 @pytest.mark.parametrize("model, hint, message", [
     (lambda x: x, Hint((0, 0)), "output: the output hint is a tuple of 2 entries, but stream 0 "

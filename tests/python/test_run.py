@@ -3,9 +3,14 @@
 Every launcher is started in a session of its own, so that whatever it starts
 (instances are in process groups of their own, but in that session) can be
 found in /proc and killed by the fixture even when a test fails: no test
-leaves a process behind.  The machine is expected to let this process use
-exactly two CPUs (the module is skipped elsewhere: the plans below are that
-machine's).
+leaves a process behind.
+
+Every launcher runs on CPUS, two CPUs chosen from those this process may use
+(on cores of their own, on one NUMA node: conftest.launcher_cpus), as
+`taskset -c` would start it: the plans below are those of a two-CPU process,
+whatever the machine, and what is expected is computed from that choice.
+With fewer such CPUs CPUS has one, and the tests of two instances are skipped
+(and counted).
 """
 import json
 import os
@@ -18,14 +23,28 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import ROOT, allowed_cpus, cpulist, launcher_cpus, live_topology
+
 LIBTREE = os.path.join(ROOT, "tests", "fixtures", "libtree", "lib")
-ALLOWED = sorted(os.sched_getaffinity(0))
-C0, C1 = (ALLOWED + [None, None])[:2]
 PYTHON = "/usr/bin/python3"
 NO_LIBS = ["--memory-allocator", "default", "--omp-runtime", "default"]
 
-pytestmark = pytest.mark.skipif(len(ALLOWED) != 2, reason="written for a 2-CPU machine")
+TOPOLOGY = live_topology()
+CPUS = launcher_cpus(2)
+if not CPUS:
+    pytest.skip("no CPU of this process (%s) is one pinfer plans on" % cpulist(allowed_cpus()),
+                allow_module_level=True)
+NCPUS = len(CPUS)  # 2, or 1 on a machine that has no two such CPUs
+NI = str(NCPUS)  # --ninstances: one instance per CPU
+C0, C1 = (CPUS + [None])[:2]
+WHOLE = cpulist(CPUS)  # the launcher's mask, as Cpus_allowed_list and pinfer write it
+NODE = next(c["node"] for c in TOPOLOGY["cpus"] if c["cpu"] == C0)
+# The plans use every CPU of the machine (then pinfer sets no KMP_AFFINITY): a 2-CPU machine.
+EVERY_CPU = len(TOPOLOGY["cpus"]) == NCPUS
+MISSING = max(c["cpu"] for c in TOPOLOGY["cpus"]) + 1  # a CPU id this machine does not have
+TWO_CPUS = pytest.mark.skipif(
+    NCPUS < 2, reason="needs two CPUs on cores of their own on one NUMA node; this process may "
+    "use CPUs %s" % cpulist(allowed_cpus()))
 
 
 # ---- processes ---------------------------------------------------------------
@@ -67,20 +86,23 @@ def base_env(**extra):
     return {k: v for k, v in env.items() if v is not None}
 
 
-def no_core_dumps():
+def on_cpus_without_core_dumps():
+    """In the launcher's process before exec: `taskset -c CPUS`, and no core dumps."""
+    os.sched_setaffinity(0, CPUS)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 @pytest.fixture
 def launch(pinfer, tmp_path):
-    """Start `pinfer ARGS` in its own session; every session is killed at teardown."""
+    """Start `pinfer ARGS` on CPUS in its own session; every session is killed at teardown."""
     started = []
 
     def start(args, env=None, cwd=None, stdin=subprocess.DEVNULL):
         proc = subprocess.Popen([pinfer] + list(args), env=env or base_env(),
                                 cwd=cwd or str(tmp_path), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, stdin=stdin,
-                                start_new_session=True, preexec_fn=no_core_dumps)
+                                start_new_session=True,
+                                preexec_fn=on_cpus_without_core_dumps)
         started.append(proc)
         return proc
 
@@ -119,6 +141,11 @@ def lines(text):
     return [line.rstrip() for line in text.splitlines() if line.strip()]
 
 
+def unprefixed(out):
+    """The output's lines without the "[i] " of several instances."""
+    return [re.sub(r"^\[\d+\] ", "", line) for line in lines(out)]
+
+
 def errors(err):
     return [line for line in err.splitlines() if line.startswith("pinfer: error: ")]
 
@@ -130,42 +157,41 @@ CPUS_SH = "c=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status); "
 # ---- placement ---------------------------------------------------------------
 
 
+@TWO_CPUS
 def test_two_instances_one_cpu_each(run):
     status, out, err = run(["run", "--ninstances", "2", "--no-python", "sh", "-c",
                             "grep Cpus_allowed_list /proc/self/status"])
     assert status == 0, err
-    assert sorted(lines(out)) == ["Cpus_allowed_list:\t%d" % C0, "Cpus_allowed_list:\t%d" % C1]
+    assert sorted(lines(out)) == sorted("Cpus_allowed_list:\t%d" % c for c in CPUS)
     assert errors(err) == []
     info = [line for line in err.splitlines() if line.startswith("pinfer: info: instance")]
     assert info == [
-        "pinfer: info: instance 0: numactl -C %d -m 0 sh -c "
-        "'grep Cpus_allowed_list /proc/self/status'" % C0,
-        "pinfer: info: instance 1: numactl -C %d -m 0 sh -c "
-        "'grep Cpus_allowed_list /proc/self/status'" % C1,
-    ]
+        "pinfer: info: instance %d: numactl -C %d -m %d sh -c "
+        "'grep Cpus_allowed_list /proc/self/status'" % (i, c, NODE) for i, c in enumerate(CPUS)]
 
 
 def test_instance_environment(run):
     script = (CPUS_SH + 'printf "%s|%s|%s|%s|%s|%s|%s/%s\\n" "$c" "$OMP_NUM_THREADS" '
               '"$LD_PRELOAD" "$KMP_BLOCKTIME" "${KMP_AFFINITY-unset}" "$KEEP" '
               '"$PINFER_INSTANCE" "$PINFER_NINSTANCES"')
-    status, out, err = run(["run", "--ninstances", "2", "--no-python", "sh", "-c", script],
+    status, out, err = run(["run", "--ninstances", NI, "--no-python", "sh", "-c", script],
                            env=base_env(KEEP="kept value"))
     assert status == 0, err
     preload = "%s/libtcmalloc.so.4:%s/libiomp5.so" % (LIBTREE, LIBTREE)
     # KMP_AFFINITY also when the plan uses every CPU (it used to be left out, and
     # Intel's threads then migrated); each instance knows its index.
     compact = "granularity=fine,compact,1,0"
-    assert sorted(lines(out)) == ["%d|1|%s|1|%s|kept value|%d/2" % (c, preload, compact, i)
-                                  for i, c in enumerate((C0, C1))]
+    assert sorted(unprefixed(out)) == sorted(
+        "%d|1|%s|1|%s|kept value|%d/%d" % (c, preload, compact, i, NCPUS)
+        for i, c in enumerate(CPUS))
 
 
 def test_existing_values_win_with_one_warning(run):
-    status, out, err = run(["run", "--ninstances", "2", "--no-python", "sh", "-c",
+    status, out, err = run(["run", "--ninstances", NI, "--no-python", "sh", "-c",
                             'echo "$OMP_NUM_THREADS $KMP_BLOCKTIME"'],
                            env=base_env(OMP_NUM_THREADS="7", KMP_BLOCKTIME="50"))
     assert status == 0, err
-    assert lines(out) == ["7 50", "7 50"]
+    assert lines(out) == ["7 50"] * NCPUS
     warnings = [line for line in err.splitlines() if line.startswith("pinfer: warning:")]
     assert warnings == ["pinfer: warning: keeping OMP_NUM_THREADS=7, KMP_BLOCKTIME=50 from the "
                         "environment over pinfer's values"]
@@ -190,28 +216,29 @@ def memory_policy_script():
 
 
 def test_memory_bound(run):
-    status, out, err = run(["run", "--ninstances", "2", "--no-python"] + NO_LIBS +
+    status, out, err = run(["run", "--ninstances", NI, "--no-python"] + NO_LIBS +
                            ["sh", "-c", memory_policy_script()])
     assert status == 0, err
     text = lines(out)
-    assert text.count(" bind:0") == 2, out
-    assert text.count("policy: bind") == 2, out
-    assert text.count("membind: 0") == 2, out
+    assert text.count(" bind:%d" % NODE) == NCPUS, out
+    assert text.count("policy: bind") == NCPUS, out
+    assert text.count("membind: %d" % NODE) == NCPUS, out
     assert "memory binding is refused" not in err
 
 
 def test_disable_numactl_binds_cpus_only(run):
-    status, out, err = run(["run", "--ninstances", "2", "--disable-numactl", "--no-python"] +
+    status, out, err = run(["run", "--ninstances", NI, "--disable-numactl", "--no-python"] +
                            NO_LIBS + ["sh", "-c", CPUS_SH + 'echo "cpus $c"; ' +
                                       memory_policy_script()])
     assert status == 0, err
     text = lines(out)
-    assert sorted(l for l in text if l.startswith("cpus")) == ["cpus %d" % C0, "cpus %d" % C1]
-    assert text.count(" default") == 2, out
-    assert text.count("policy: default") == 2, out
+    assert sorted(l for l in text if l.startswith("cpus")) == sorted("cpus %d" % c for c in CPUS)
+    assert text.count(" default") == NCPUS, out
+    assert text.count("policy: default") == NCPUS, out
     assert "pinfer: info: instance 0: taskset -c %d sh -c" % C0 in err
 
 
+@TWO_CPUS
 @pytest.mark.parametrize("flags", [["--disable-numactl", "--disable-taskset"],
                                    ["--multi-task-manager", "none"],
                                    ["--multi_task_manager=none"]])
@@ -221,30 +248,30 @@ def test_no_binding_places_by_environment(run, flags):
     status, out, err = run(["run", "--ninstances", "2", "--no-python", "--omp-runtime", "default"] +
                            flags + ["sh", "-c", script])
     assert status == 0, err
-    whole = "%d-%d" % (C0, C1)
-    assert sorted(l for l in lines(out) if "|" in l) == [
-        "%s|{%d}|close|" % (whole, C0), "%s|{%d}|close|" % (whole, C1)]
+    assert sorted(l for l in lines(out) if "|" in l) == sorted(
+        "%s|{%d}|close|" % (WHOLE, c) for c in CPUS)
     assert lines(out).count("policy: default") == 2
     assert "pinfer: info: instance 1: (no binding) sh -c" in err
     # With Intel's runtime: an explicit proclist instead.
     status, out, err = run(["run", "--ninstances", "2", "--no-python"] + flags +
                            ["sh", "-c", 'echo "$KMP_AFFINITY"'])
     assert status == 0, err
-    assert sorted(lines(out)) == ["granularity=fine,proclist=[%d],explicit" % c for c in (C0, C1)]
+    assert sorted(lines(out)) == sorted("granularity=fine,proclist=[%d],explicit" % c
+                                        for c in CPUS)
 
 
 @pytest.mark.parametrize("flags,line", [
     (["--multi-task-manager", "taskset"], "taskset -c %d" % C0),
-    (["--multi-task-manager", "numactl"], "numactl -C %d -m 0" % C0),
-    (["--multi-task-manager", "auto"], "numactl -C %d -m 0" % C0),
+    (["--multi-task-manager", "numactl"], "numactl -C %d -m %d" % (C0, NODE)),
+    (["--multi-task-manager", "auto"], "numactl -C %d -m %d" % (C0, NODE)),
 ])
 def test_multi_task_manager(run, flags, line):
-    status, out, err = run(["run", "--ninstances", "2", "--no-python"] + NO_LIBS + flags +
+    status, out, err = run(["run", "--ninstances", NI, "--no-python"] + NO_LIBS + flags +
                            ["sh", "-c", CPUS_SH + 'echo "$c"; ' + memory_policy_script()])
     assert status == 0, err
-    assert sorted(l for l in lines(out) if l.isdigit()) == [str(C0), str(C1)]
+    assert sorted(int(l) for l in lines(out) if l.isdigit()) == CPUS
     policy = "policy: default" if "taskset" in line else "policy: bind"
-    assert lines(out).count(policy) == 2
+    assert lines(out).count(policy) == NCPUS
     assert "pinfer: info: instance 0: %s sh -c" % line in err
 
 
@@ -321,11 +348,11 @@ def real_env():
 
 
 def test_real_libraries_are_found_and_preloaded(run, omp_program):
-    status, out, err = run(["run", "--no-python", "--ninstances", "2", "sh", "-c",
+    status, out, err = run(["run", "--no-python", "--ninstances", NI, "sh", "-c",
                             'echo "preload $LD_PRELOAD"'], env=real_env())
     assert status == 0, err
     preload = [l.split(" ", 1)[1] for l in lines(out) if l.startswith("preload ")]
-    assert len(preload) == 2 and preload[0] == preload[1]
+    assert len(preload) == NCPUS and len(set(preload)) == 1
     entries = preload[0].split(":")
     assert len(entries) == 2, entries
     assert os.path.basename(entries[0]).startswith("libtcmalloc")
@@ -334,12 +361,13 @@ def test_real_libraries_are_found_and_preloaded(run, omp_program):
     # The OpenMP program runs under them: both are mapped, every thread ran.
     status, out, err = run(["run", "--no-python", omp_program], env=real_env())
     assert status == 0, err
-    assert "sum 2" in lines(out)
-    assert sorted(threads_of(out)) == [0, 1]
+    assert "sum %d" % NCPUS in lines(out)  # one per thread
+    assert sorted(threads_of(out)) == list(range(NCPUS))
     mapped = maps_of(out)
     assert {os.path.basename(os.path.realpath(e)) for e in entries} <= mapped, mapped
 
 
+@TWO_CPUS
 def test_intel_runtime_compact_on_part_of_the_machine(run, omp_program):
     # One CPU of two: KMP_AFFINITY compact, the only thread on that CPU.
     status, out, err = run(["run", "--no-python", "--core-list", str(C1), omp_program],
@@ -354,7 +382,7 @@ def test_gnu_places_pin_one_thread_per_cpu(run, omp_program, flags):
     status, out, err = run(["run", "--no-python", "--omp-runtime", "default"] + flags +
                            [omp_program], env=real_env())
     assert status == 0, err
-    assert threads_of(out) == {0: str(C0), 1: str(C1)}
+    assert threads_of(out) == {t: str(c) for t, c in enumerate(CPUS)}
     assert not any("iomp" in m or m.startswith("libomp") for m in maps_of(out))
 
 
@@ -362,7 +390,7 @@ def test_intel_explicit_proclist_pins_one_thread_per_cpu(run, omp_program):
     status, out, err = run(["run", "--no-python", "--disable-numactl", "--disable-taskset",
                             omp_program], env=real_env())
     assert status == 0, err
-    assert threads_of(out) == {0: str(C0), 1: str(C1)}
+    assert threads_of(out) == {t: str(c) for t, c in enumerate(CPUS)}
 
 
 # ---- exec in place, exit statuses -------------------------------------------
@@ -379,6 +407,7 @@ def test_single_instance_is_execed_in_place(launch):
 EXIT_SH = CPUS_SH + 'if [ "$c" = %d ]; then eval "$1"; else eval "$2"; fi' % C0
 
 
+@TWO_CPUS
 @pytest.mark.parametrize("first,second,status,summary", [
     ("exit 0", "exit 0", 0, []),
     ("exit 3", "exit 5", 3, ["instance 0 exited with status 3",
@@ -404,6 +433,7 @@ def wait_for_sleeps(proc, count=2):
         "the instances did not start"
 
 
+@TWO_CPUS
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
 def test_signal_is_forwarded(launch, sig):
     proc = launch(["run", "--ninstances", "2", "--no-python"] + NO_LIBS + ["sleep", "60"])
@@ -418,6 +448,7 @@ def test_signal_is_forwarded(launch, sig):
     assert len(errors(err.decode())) == 2
 
 
+@TWO_CPUS
 def test_grace_period_kills_what_ignores_the_signal(launch):
     env = base_env(PINFER_GRACE_MS="500")
     proc = launch(["run", "--ninstances", "2", "--no-python"] + NO_LIBS +
@@ -433,6 +464,7 @@ def test_grace_period_kills_what_ignores_the_signal(launch):
     assert "killing them" in err.decode()
 
 
+@TWO_CPUS
 def test_nothing_left_in_an_instance_group(launch, tmp_path):
     """What an instance leaves running when it exits is not left behind."""
     proc = launch(["run", "--ninstances", "2", "--no-python", "--log-dir", str(tmp_path / "l")] +
@@ -447,6 +479,7 @@ def test_nothing_left_in_an_instance_group(launch, tmp_path):
     assert session_members(proc.pid) == []
 
 
+@TWO_CPUS
 def test_signal_after_an_instance_exited(launch):
     proc = launch(["run", "--ninstances", "2", "--no-python"] + NO_LIBS +
                   ["sh", "-c", EXIT_SH, "sh", "exit 0", "exec sleep 60"])
@@ -475,6 +508,7 @@ def log_files(d):
     return found
 
 
+@TWO_CPUS
 def test_log_dir_two_instances(run, tmp_path):
     d = tmp_path / "logs"  # created
     status, out, err = run(["run", "--ninstances", "2", "--log-dir", str(d), "--no-python"] +
@@ -491,8 +525,8 @@ def test_log_dir_two_instances(run, tmp_path):
         assert sorted(text.splitlines()) == sorted(["out %d" % c, "err %d" % c, "partial %d" % c])
         assert text.endswith("partial %d" % c)  # the file holds the output as it was
     main = (d / ("run_%s_instances.log" % stamp)).read_text().splitlines()
-    assert "pinfer: info: instance 0: numactl -C %d -m 0 sh -c %s" % (C0, shell_quote(LOG_SH)) \
-        in main
+    assert "pinfer: info: instance 0: numactl -C %d -m %d sh -c %s" % (
+        C0, NODE, shell_quote(LOG_SH)) in main
     assert [l for l in main if l.startswith("pinfer: info: instance")] == \
         [l for l in err.splitlines() if l.startswith("pinfer: info: instance")]
     # The console: every line prefixed, partial lines completed.
@@ -501,6 +535,7 @@ def test_log_dir_two_instances(run, tmp_path):
                                          for what in ("out", "err", "partial")])
 
 
+@TWO_CPUS
 def test_log_dir_console_lines_never_mix(run, tmp_path):
     """A line an instance writes in pieces is shown whole, whatever the others write meanwhile."""
     status, out, err = run(["run", "--ninstances", "2", "--log-dir", str(tmp_path), "--no-python"] +
@@ -511,6 +546,7 @@ def test_log_dir_console_lines_never_mix(run, tmp_path):
     assert sorted(lines(out)) == ["[0] abcdef", "[1] other"]
 
 
+@TWO_CPUS
 def test_console_gone(launch, tmp_path):
     """`pinfer run ... | head -1`: the launcher outlives its console and still logs everything."""
     proc = launch(["run", "--ninstances", "2", "--log-dir", str(tmp_path), "--no-python"] +
@@ -525,6 +561,7 @@ def test_console_gone(launch, tmp_path):
         assert len((tmp_path / name).read_text().splitlines()) == 2000
 
 
+@TWO_CPUS
 def test_instances_do_not_read_a_terminal(launch):
     """Instances are background process groups: a terminal on stdin is replaced by /dev/null."""
     master, slave = pty.openpty()
@@ -550,21 +587,21 @@ def test_log_dir_one_instance_is_not_prefixed(run, tmp_path):
     assert lines(out) == [l for l in lines(out) if l.startswith("pid ")] and len(lines(out)) == 1
     runs = log_files(tmp_path)
     (stamp, names), = runs.items()
-    assert names == ["solo_%s_instance_0_cores_%d-%d.log" % (stamp, C0, C1),
+    assert names == ["solo_%s_instance_0_cores_%s.log" % (stamp, WHOLE.replace(",", "_")),
                      "solo_%s_instances.log" % stamp]
     main = (tmp_path / names[1]).read_text()
     assert "pinfer: error: instance 0 exited with status 4" in main.splitlines()
 
 
 def test_log_dir_never_overwrites(run, tmp_path):
-    args = ["run", "--ninstances", "2", "--log-dir", str(tmp_path), "--no-python"] + NO_LIBS
+    args = ["run", "--ninstances", NI, "--log-dir", str(tmp_path), "--no-python"] + NO_LIBS
     run(args + ["echo", "first"])
     before = {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)}
     for k in range(3):
         status, out, err = run(args + ["echo", "again %d" % k])
         assert status == 0, err
     runs = log_files(tmp_path)
-    assert len(runs) == 4 and all(len(names) == 3 for names in runs.values()), runs
+    assert len(runs) == 4 and all(len(names) == NCPUS + 1 for names in runs.values()), runs
     for name, content in before.items():
         assert (tmp_path / name).read_bytes() == content
 
@@ -601,7 +638,7 @@ def dumped(tmp_path, prefix):
     return {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith(prefix)}
 
 
-@pytest.mark.parametrize("ninstances", ["1", "2"])
+@pytest.mark.parametrize("ninstances", ["1", pytest.param("2", marks=TWO_CPUS)])
 def test_arguments_byte_for_byte_no_python(launch, tmp_path, ninstances):
     out_base = str(tmp_path / "argv")
     proc = launch([b"run", b"--ninstances", ninstances.encode(), b"--no-python"] +
@@ -618,12 +655,12 @@ def test_arguments_byte_for_byte_python(launch, tmp_path):
     script = tmp_path / "dump.py"
     script.write_text(DUMP_ARGV)
     out_base = str(tmp_path / "argv")
-    proc = launch([b"run", b"--ninstances", b"2", str(script).encode(), out_base.encode()] +
-                  STRANGE)
+    proc = launch([b"run", b"--ninstances", NI.encode(), str(script).encode(),
+                   out_base.encode()] + STRANGE)
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     got = dumped(tmp_path, "argv.")
-    assert len(got) == 2 and all(v == b"\0".join(STRANGE) for v in got.values())
+    assert len(got) == NCPUS and all(v == b"\0".join(STRANGE) for v in got.values())
 
 
 SHOW_PY = ("import json, sys\n"
@@ -641,8 +678,8 @@ def test_python_program_runs_unbuffered(run, tmp_path):
     assert shown["argv"] == [str(script), "x", "--y"]
     assert shown["orig"][:3] == [PYTHON, "-u", str(script)]
     assert shown["write_through"] is True
-    assert "pinfer: info: instance 0: numactl -C %d-%d -m 0 %s -u %s x --y" % (
-        C0, C1, PYTHON, script) in err
+    assert "pinfer: info: instance 0: numactl -C %s -m %d %s -u %s x --y" % (
+        WHOLE, NODE, PYTHON, script) in err
 
 
 def test_python_module(run, tmp_path):
@@ -676,7 +713,7 @@ def test_first_python3_on_path(run, tmp_path):
     assert lines(out) == ["fake python -u prog.py"]
 
 
-@pytest.mark.parametrize("ninstances", ["1", "2"])
+@pytest.mark.parametrize("ninstances", ["1", pytest.param("2", marks=TWO_CPUS)])
 def test_program_not_found(run, tmp_path, ninstances):
     status, out, err = run(["run", "--ninstances", ninstances, "--no-python",
                             "no-such-program-pinfer"])
@@ -699,9 +736,9 @@ def test_script_without_interpreter_line_runs_with_sh(run, tmp_path):
     prog = tmp_path / "prog"
     prog.write_text("echo from-sh\n")
     prog.chmod(0o755)
-    status, out, err = run(["run", "--no-python", "--ninstances", "2", "./prog"], cwd=str(tmp_path))
+    status, out, err = run(["run", "--no-python", "--ninstances", NI, "./prog"], cwd=str(tmp_path))
     assert status == 0, err
-    assert lines(out) == ["from-sh", "from-sh"]
+    assert lines(out) == ["from-sh"] * NCPUS
 
 
 # ---- usage errors: exit 2, one line, nothing ran -----------------------------
@@ -712,10 +749,10 @@ def test_script_without_interpreter_line_runs_with_sh(run, tmp_path):
     (["--json"], "unknown option '--json'"),
     (["--ninstances", "0"], "--ninstances must be positive"),
     (["--ninstances", "two"], "'two' is not an integer"),
-    (["--ninstances", "3"], "more than the 2 CPUs"),
+    (["--ninstances", str(NCPUS + 1)], "more than the %d CPU" % NCPUS),
     (["--core-list", "3-0"], "runs backwards"),
     (["--core-list", "a"], "not an id"),
-    (["--core-list", "7"], "CPU 7 does not exist"),
+    (["--core-list", str(MISSING)], "CPU %d does not exist" % MISSING),
     (["--log-file-prefix", "a/b", "--log-dir", "."], "is not a file name prefix"),
     (["--topology", os.path.join(ROOT, "tests", "fixtures", "this_2cpu.lscpu")], "must be live"),
     (["--omp-runtime", "gnu"], "'gnu' is not one of auto, default, intel"),
