@@ -3,7 +3,7 @@
 # only those missing (apt-get update only when something is).  Debian 12, root.
 set -eu
 packages=(
-    build-essential pkg-config make clang libclang-rt-14-dev
+    build-essential pkg-config make clang clang-format libclang-rt-14-dev
     libhwloc-dev hwloc libudev-dev libcmocka-dev
     libgoogle-perftools-dev libjemalloc-dev libomp-dev numactl
     python3 python3-pytest
