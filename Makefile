@@ -132,9 +132,11 @@ golden: $(B)/pinfer
 # libFuzzer targets: clang, with ASan and UBSan, linked with the library's sources.
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -Iinclude -Isrc \
                -D_GNU_SOURCE $(HWLOC_CFLAGS)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(PUB_H) $(SRC_H)
+# The option parser is the tool's: fuzz_options links tools/options.c too.
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(PUB_H) $(SRC_H) tools/options.c tools/options.h
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(HWLOC_LIBS) -lpthread -lm
+	clang $(FUZZ_CFLAGS) -Itools -o $@ $< $(LIB_SRC) $(if $(filter fuzz_options,$*),tools/options.c) \
+	    $(HWLOC_LIBS) -lpthread -lm
 
 fuzz: $(FUZZ_BIN)
 
