@@ -304,7 +304,15 @@ const char *pf_log_level_name(pf_log_level level);
  */
 typedef void (*pf_log_fn)(void *ctx, pf_log_level level, const char *text);
 
-/* The default sink: "pinfer: <level>: <text>\n" on fd 2 in one write(). */
+/*
+ * text as one printable line: control characters (a newline in a file name
+ * or an argument, an escape sequence) written as \n, \t, \r or \xHH, and a
+ * backslash as \\, so that a message can neither break into two lines nor
+ * drive the terminal.  malloc'd; NULL when out of memory.
+ */
+char *pf_printable(const char *text);
+
+/* The default sink: "pinfer: <level>: <text>\n" on fd 2 in one write(), text printable. */
 void pf_log_stderr(void *ctx, pf_log_level level, const char *text);
 
 /* ------------------------------------------------------------------------ */

@@ -105,7 +105,7 @@ static int run_supervised(const tool_options *o, const pf_launch_spec *spec)
     pf_supervisor *sup = NULL;
     int rc = pf_supervisor_create(spec, &so, &sup, &why);
     if (rc < 0) {
-        fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
+        pf_log_stderr(NULL, PF_LOG_ERROR, why ? why : pf_strerror(rc));
         free(why);
         /* 127 or 126 only when the program is what cannot be run (not a log directory). */
         char *path = NULL;
@@ -128,7 +128,7 @@ static int run_supervised(const tool_options *o, const pf_launch_spec *spec)
     close(signal_pipe[0]);
     close(signal_pipe[1]);
     if (rc < 0) {
-        fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
+        pf_log_stderr(NULL, PF_LOG_ERROR, why ? why : pf_strerror(rc));
         free(why);
         return status ? status : 1;
     }
@@ -153,7 +153,7 @@ static int run_run(const tool_options *o)
         pf_launch_spec_free(spec);
         return status;
     }
-    fprintf(stderr, "pinfer: error: %s\n", why ? why : pf_strerror(rc));
+    pf_log_stderr(NULL, PF_LOG_ERROR, why ? why : pf_strerror(rc));
     free(why);
     pf_launch_spec_free(spec);
     return status_of_start_error(rc);

@@ -20,7 +20,9 @@ static const tool_command_def *const COMMANDS[] = {&tool_cmd_run, &tool_cmd_plan
 int tool_fail(bool json, int rc, char *why)
 {
     const char *msg = why ? why : pf_strerror(rc);
-    fprintf(stderr, "pinfer: error: %s\n", msg);
+    char *printable = pf_printable(msg);
+    fprintf(stderr, "pinfer: error: %s\n", printable ? printable : msg);
+    free(printable);
     char *doc = NULL;
     if (json && pf_error_to_json(msg, &doc) == 0) {
         fputs(doc, stdout);
@@ -109,7 +111,10 @@ int main(int argc, char **argv)
     }
     const tool_command_def *c = find_command(name);
     if (!c) {
-        fprintf(stderr, "pinfer: error: unknown command '%s' (commands:", name);
+        char *printable = pf_printable(name);
+        fprintf(stderr,
+                "pinfer: error: unknown command '%s' (commands:", printable ? printable : "?");
+        free(printable);
         for (size_t i = 0; i < NCOMMANDS; i++)
             fprintf(stderr, "%s %s", i ? "," : "", COMMANDS[i]->name);
         fputs(")\n", stderr);

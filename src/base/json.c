@@ -60,10 +60,44 @@ void pf__json_end_array(pf__json *w)
     close_container(w, "]");
 }
 
+/*
+ * The length of the well-formed UTF-8 sequence at p (1 to 4), or 0 when it
+ * is not one: a stray continuation byte, a truncated sequence, an overlong
+ * form, a surrogate or a code point above U+10FFFF.
+ */
+static size_t utf8_length(const unsigned char *p)
+{
+    size_t n = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc0 ? 2 : 0;
+    if (n == 0 || *p >= 0xf5 || *p == 0xc0 || *p == 0xc1)
+        return 0;
+    for (size_t k = 1; k < n; k++)
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    if ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0) ||
+        (*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+/*
+ * A JSON string: quotes, backslashes and control characters escaped; UTF-8
+ * passes through; a byte that is not part of well-formed UTF-8 (a file name
+ * in Latin-1, say) becomes U+FFFD, so that the document is always valid.
+ */
 static void put_escaped(pf__buf *out, const char *s)
 {
     pf__buf_puts(out, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x80) {
+            size_t n = utf8_length(p);
+            if (n == 0) {
+                pf__buf_puts(out, "\\ufffd");
+            } else {
+                pf__buf_put(out, (const char *)p, n);
+                p += n - 1;
+            }
+            continue;
+        }
         switch (*p) {
         case '"': pf__buf_puts(out, "\\\""); break;
         case '\\': pf__buf_puts(out, "\\\\"); break;

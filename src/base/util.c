@@ -206,3 +206,25 @@ int pf__parse_int_str(const char *s, long lo, long hi, long *out)
 {
     return s ? pf__parse_int(s, strlen(s), lo, hi, out) : -EINVAL;
 }
+
+char *pf_printable(const char *text)
+{
+    pf__buf b = {0};
+    for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p; p++) {
+        if (*p == '\n')
+            pf__buf_puts(&b, "\\n");
+        else if (*p == '\t')
+            pf__buf_puts(&b, "\\t");
+        else if (*p == '\r')
+            pf__buf_puts(&b, "\\r");
+        else if (*p == '\\')
+            pf__buf_puts(&b, "\\\\");
+        else if (*p < 0x20 || *p == 0x7f)
+            pf__buf_printf(&b, "\\x%02x", *p);
+        else
+            pf__buf_put(&b, (const char *)p, 1);
+    }
+    char *out = NULL;
+    pf__buf_take(&b, &out);
+    return out;
+}

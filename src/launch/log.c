@@ -16,10 +16,14 @@ const char *pf_log_level_name(pf_log_level level)
     }
 }
 
-/* "pinfer: <level>: <text>\n", malloc'd. */
+/* "pinfer: <level>: <text>\n", malloc'd, text printable. */
 static char *console_line(pf_log_level level, const char *text)
 {
-    return pf__strdupf("pinfer: %s: %s\n", pf_log_level_name(level), text);
+    char *printable = pf_printable(text);
+    char *line =
+        printable ? pf__strdupf("pinfer: %s: %s\n", pf_log_level_name(level), printable) : NULL;
+    free(printable);
+    return line;
 }
 
 void pf_log_stderr(void *ctx, pf_log_level level, const char *text)
@@ -50,6 +54,10 @@ char *pf__log_file_line(pf_log_level level, const char *text)
     localtime_r(&ts.tv_sec, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-    return pf__strdupf("%s.%03ld pinfer: %s: %s\n", stamp, ts.tv_nsec / 1000000L,
-                       pf_log_level_name(level), text);
+    char *printable = pf_printable(text);
+    char *line = printable ? pf__strdupf("%s.%03ld pinfer: %s: %s\n", stamp, ts.tv_nsec / 1000000L,
+                                         pf_log_level_name(level), printable)
+                           : NULL;
+    free(printable);
+    return line;
 }
