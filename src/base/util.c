@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,4 +206,19 @@ void pf__buf_free(pf__buf *b)
 int pf__parse_int_str(const char *s, long lo, long hi, long *out)
 {
     return s ? pf__parse_int(s, strlen(s), lo, hi, out) : -EINVAL;
+}
+
+void pf__format_double(double v, char *buf)
+{
+    if (!isfinite(v)) {
+        snprintf(buf, PF__DOUBLE_TEXT, "null");
+        return;
+    }
+    /* Fixed notation where it is short: 400.0, not 4e+02. */
+    bool fixed = v == 0 || (fabs(v) >= 1e-4 && fabs(v) < 1e15);
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, PF__DOUBLE_TEXT, fixed ? "%.*f" : "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
 }
