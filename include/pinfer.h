@@ -93,7 +93,9 @@ typedef struct pf_cpu_info {
  *                             `lscpu -e` / `lscpu --all --extended`, or an
  *                             hwloc XML export (told apart by content); a
  *                             file named "live" or "hwloc" is "./live".
- * Non-live topologies have every CPU allowed.  Errors (with *why naming the
+ * Live topologies also carry the process's cgroup CPU quota
+ * (pf_topology_cpu_quota).  Non-live topologies have every CPU allowed and
+ * no quota.  Errors (with *why naming the
  * file and line where there is one): -ENOENT / -EACCES (unreadable file;
  * for sysfs:, a file the model needs is missing), -EINVAL (malformed input),
  * -ENOMEM, -ENOTSUP (hwloc failed, or the affinity mask is unreadable).
@@ -117,6 +119,16 @@ size_t pf_topology_ncores(const pf_topology *topo);
 size_t pf_topology_nsockets(const pf_topology *topo);
 /* NUMA node ids, ascending; owned by topo. */
 const int *pf_topology_nodes(const pf_topology *topo, size_t *count);
+
+/*
+ * The cgroup CPU quota of this process in CPUs (quota / period: 2.5 is 250 ms
+ * of CPU time every 100 ms), or 0 when there is none.  Read for the live
+ * machine from the process's cgroup and its ancestors, the smallest winning:
+ * v2's cpu.max, v1's cpu.cfs_quota_us / cpu.cfs_period_us
+ * (docs/topology.md).  Always 0 for other sources; plan for another
+ * machine's quota with pf_plan_options.cpu_quota.
+ */
+double pf_topology_cpu_quota(const pf_topology *topo);
 
 /* ------------------------------------------------------------------------ */
 /* Planning: topology + options -> instances.  Pure: no I/O, no environment. */
@@ -144,6 +156,8 @@ typedef struct pf_plan_options {
     const char *instance_idx; /* NULL or "-1" = not given; an id list */
     int local_rank;           /* torchrun's LOCAL_RANK; -1 = not set */
     int local_world_size;     /* torchrun's LOCAL_WORLD_SIZE; -1 = not set */
+    double cpu_quota;         /* a CPU quota in CPUs (> 0) to plan within instead of the
+                                 topology's; 0 = the topology's (pf_topology_cpu_quota) */
 } pf_plan_options;
 
 /* Fill *opts with "nothing given". */
@@ -164,6 +178,7 @@ typedef struct pf_plan {
     size_t nplanned; /* instances in the full plan, before --rank / --instance-idx */
     char **warnings; /* one line each, no "pinfer: warning: " prefix */
     size_t nwarnings;
+    double cpu_quota; /* the CPU quota planned within, in CPUs (0: none) */
 } pf_plan;
 
 /*

@@ -89,6 +89,10 @@ static void print_machine(const pf_topology *t, const topo_view *v)
            tool_plural((size_t)smt, "thread", "threads"));
     fputs("allowed:    ", stdout);
     print_selected(v, is_allowed, 0);
+    double quota = pf_topology_cpu_quota(t);
+    if (quota > 0)
+        printf("\nquota:      %g %s (the cgroup's CPU quota: plans keep within it)", quota,
+               quota == 1 ? "CPU" : "CPUs");
     fputs("\nE-cores:    ", stdout);
     print_selected(v, is_efficiency, 0);
     fputc('\n', stdout);

@@ -8,6 +8,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -410,6 +411,29 @@ static int env_int(const char *var, long lo, long hi, const char *what, int *out
     return 0;
 }
 
+/*
+ * PINFER_CPU_QUOTA: a CPU quota to plan within, as a positive decimal
+ * number of CPUs ("4", "2.5"); unset or empty: the topology's.
+ */
+static int env_quota(double *out, char **why)
+{
+    const char *value = getenv("PINFER_CPU_QUOTA");
+    if (!value || !*value)
+        return 0;
+    size_t digits = 0, i = 0;
+    for (; value[i] >= '0' && value[i] <= '9'; i++)
+        digits++;
+    if (value[i] == '.')
+        for (i++; value[i] >= '0' && value[i] <= '9'; i++)
+            digits++;
+    double quota = digits > 0 && !value[i] ? strtod(value, NULL) : 0;
+    if (!(quota > 0) || !isfinite(quota))
+        return usage_error(
+            why, "PINFER_CPU_QUOTA='%s' is not a positive number of CPUs, such as 4 or 2.5", value);
+    *out = quota;
+    return 0;
+}
+
 bool tool_options_want_json(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -499,6 +523,8 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
     int rc = env_int("LOCAL_WORLD_SIZE", 0, 1L << 30, count, &o->plan.local_world_size, why);
     if (rc == 0)
         rc = env_int("LOCAL_RANK", 0, 1L << 30, count, &o->plan.local_rank, why);
+    if (rc == 0)
+        rc = env_quota(&o->plan.cpu_quota, why);
     if (rc == 0 && command == CMD_RUN)
         rc = env_int("PINFER_GRACE_MS", 1, GRACE_MS_MAX,
                      "a number of milliseconds from 1 to 3600000", &o->grace_ms, why);

@@ -140,10 +140,9 @@ void pf__json_int(pf__json *w, long long v)
 void pf__json_double(pf__json *w, double v)
 {
     separate(w);
-    if (isfinite(v))
-        pf__buf_printf(&w->out, "%.17g", v);
-    else
-        pf__buf_puts(&w->out, "null");
+    char text[PF__DOUBLE_TEXT];
+    pf__format_double(v, text);
+    pf__buf_puts(&w->out, text);
 }
 
 void pf__json_bool(pf__json *w, bool v)

@@ -32,7 +32,7 @@ void pf__json_end_array(pf__json *w);
 void pf__json_key(pf__json *w, const char *key);
 void pf__json_string(pf__json *w, const char *s); /* NULL writes null */
 void pf__json_int(pf__json *w, long long v);
-void pf__json_double(pf__json *w, double v); /* not finite: null */
+void pf__json_double(pf__json *w, double v); /* shortest exact text, 4.0, 2.5; not finite: null */
 void pf__json_bool(pf__json *w, bool v);
 void pf__json_null(pf__json *w);
 void pf__json_int_array(pf__json *w, const int *v, size_t n);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,4 +228,19 @@ char *pf_printable(const char *text)
     char *out = NULL;
     pf__buf_take(&b, &out);
     return out;
+}
+
+void pf__format_double(double v, char *buf)
+{
+    if (!isfinite(v)) {
+        snprintf(buf, PF__DOUBLE_TEXT, "null");
+        return;
+    }
+    /* Fixed notation where it is short: 400.0, not 4e+02. */
+    bool fixed = v == 0 || (fabs(v) >= 1e-4 && fabs(v) < 1e15);
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, PF__DOUBLE_TEXT, fixed ? "%.*f" : "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
 }

@@ -82,4 +82,15 @@ void pf__buf_free(pf__buf *b);
 /* Parse a whole environment value as an int in [lo, hi] (see pf__parse_int). */
 int pf__parse_int_str(const char *s, long lo, long hi, long *out);
 
+/* Room for any text of pf__format_double. */
+#define PF__DOUBLE_TEXT 48
+
+/*
+ * v as the shortest decimal text that reads back as v, with ".0" when it is
+ * whole: 4 -> "4.0", 2.5 -> "2.5", 0.33333 -> "0.33333" (quotas in messages
+ * and JSON).  Very large or small values use an exponent; not finite: "null".
+ * buf holds PF__DOUBLE_TEXT bytes.
+ */
+void pf__format_double(double v, char *buf);
+
 #endif /* PF_UTIL_H */

@@ -9,7 +9,17 @@
 
 #include <stdlib.h>
 
-static void topology_summary(pf__json *w, const pf_topology *t)
+/* A CPU quota, when there is one (the key is left out otherwise). */
+static void member_quota(pf__json *w, double quota)
+{
+    if (quota > 0) {
+        pf__json_key(w, "cpu_quota");
+        pf__json_double(w, quota);
+    }
+}
+
+/* The topology planned on, with the CPU quota the plan kept within. */
+static void topology_summary(pf__json *w, const pf_topology *t, double quota)
 {
     size_t ncpus, nnodes;
     pf_topology_cpus(t, &ncpus);
@@ -21,6 +31,7 @@ static void topology_summary(pf__json *w, const pf_topology *t)
     pf__json_member_int(w, "sockets", (long long)pf_topology_nsockets(t));
     pf__json_key(w, "nodes");
     pf__json_int_array(w, nodes, nnodes);
+    member_quota(w, quota);
     pf__json_end_object(w);
 }
 
@@ -47,7 +58,7 @@ int pf_launch_spec_to_json(const pf_launch_spec *spec, char **out)
     pf__json_init(&w);
     pf__json_begin_object(&w);
     pf__json_key(&w, "topology");
-    topology_summary(&w, spec->topo);
+    topology_summary(&w, spec->topo, spec->plan->cpu_quota);
     pf__json_key(&w, "instances");
     instances(&w, spec->plan);
     pf__json_key(&w, "env");
@@ -139,6 +150,7 @@ int pf_topology_to_json(const pf_topology *t, bool libraries, char **out)
         if (cpus[i].allowed)
             pf__json_int(&w, cpus[i].cpu);
     pf__json_end_array(&w);
+    member_quota(&w, pf_topology_cpu_quota(t));
     machine(&w, t, libraries);
     pf__json_end_object(&w);
     return pf__json_finish(&w, out);

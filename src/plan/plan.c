@@ -3,7 +3,7 @@
  *
  * Pure: it reads the topology and the options and nothing else.  The steps
  * follow the spec's numbering:
- *   1. candidates   which CPUs may be used at all
+ *   1. candidates   which CPUs may be used at all, within the CPU quota
  *   2. order        node, then core (by its first CPU), then its siblings
  *   3-4. presets and unset values resolved into NI / NC / bind
  *   5. NC given     cut groups into slices of NC, keep NI of them
@@ -18,6 +18,7 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,9 @@ typedef struct planner {
     size_t nwarnings;
     int ni, nc;
     bool bind, remainder, throughput;
+    double quota;       /* the CPU quota planned within (CPUs); 0: none */
+    size_t quota_from;  /* candidates before the quota cut them; 0: it did not */
+    const char *things; /* what the candidates are: "cores" or "CPUs" */
 } planner;
 
 static int warn(planner *p, const char *fmt, ...) PF__PRINTF(2, 3);
@@ -119,6 +123,11 @@ static int check_options(planner *p)
     if (o->local_world_size > 1 && (o->local_rank < -1 || o->local_rank >= o->local_world_size))
         return pf__fail(p->why, -EINVAL, "LOCAL_RANK %d is not below LOCAL_WORLD_SIZE %d",
                         o->local_rank, o->local_world_size);
+    if (!(o->cpu_quota >= 0) || !isfinite(o->cpu_quota))
+        return pf__fail(p->why, -EINVAL,
+                        "the CPU quota must be a positive number of CPUs (or 0 for the "
+                        "topology's), not %g",
+                        o->cpu_quota);
     return 0;
 }
 
@@ -266,6 +275,48 @@ static int collect_candidates(planner *p, bool drop_siblings)
         return rc;
     qsort(p->cand, p->ncand, sizeof *p->cand, by_plan_order);
     return 0;
+}
+
+/*
+ * Step 1, the CPU quota (v3): a cgroup quota of Q CPUs smaller than the
+ * candidates leaves only the first floor(Q) of them, at least one, in plan
+ * order (node by node, a core's siblings after it): more threads than the
+ * quota would be throttled every period, all of them at once.  Explicit
+ * --core-list CPUs are cut too: the quota throttles them alike.
+ */
+static int apply_cpu_quota(planner *p, bool whole_cores)
+{
+    double q = p->opts->cpu_quota > 0 ? p->opts->cpu_quota : pf_topology_cpu_quota(p->topo);
+    p->quota = q > 0 ? q : 0;
+    p->things = whole_cores && !p->opts->core_list ? "cores" : "CPUs";
+    if (q <= 0 || q >= (double)p->ncand)
+        return 0;
+    size_t keep = q < 1 ? 1 : (size_t)q;
+    if (keep >= p->ncand)
+        return 0;
+    char text[PF__DOUBLE_TEXT];
+    pf__format_double(q, text);
+    if (warn(p, "CPU quota of %s CPUs: planning on %zu of %zu %s", text, keep, p->ncand,
+             p->things) < 0)
+        return oom(p);
+    p->quota_from = p->ncand;
+    p->ncand = keep;
+    return 0;
+}
+
+/* An error once the quota cut the candidates says so: it may be the cause. */
+static void blame_quota(planner *p)
+{
+    if (!p->quota_from || !p->why || !*p->why)
+        return;
+    char text[PF__DOUBLE_TEXT];
+    pf__format_double(p->quota, text);
+    char *longer = pf__strdupf("%s (the CPU quota of %s CPUs leaves %zu of the %zu %s)", *p->why,
+                               text, p->ncand, p->quota_from, p->things);
+    if (longer) {
+        free(*p->why);
+        *p->why = longer;
+    }
 }
 
 static int make_groups(planner *p)
@@ -549,6 +600,8 @@ int pf_plan_instances(const pf_topology *topo, const pf_plan_options *opts, pf_p
         rc = resolve_counts(&p, &drop_siblings);
     if (rc == 0)
         rc = collect_candidates(&p, drop_siblings);
+    if (rc == 0)
+        rc = apply_cpu_quota(&p, drop_siblings);
     if (rc == 0 && p.throughput) {
         /* one instance per node among the candidates */
         pf__ivec nodes = {0};
@@ -600,6 +653,7 @@ int pf_plan_instances(const pf_topology *topo, const pf_plan_options *opts, pf_p
     }
     if (rc == 0) {
         plan->nplanned = p.nparts;
+        plan->cpu_quota = p.quota;
         plan->warnings = p.warnings;
         plan->nwarnings = p.nwarnings;
         p.warnings = NULL;
@@ -607,6 +661,8 @@ int pf_plan_instances(const pf_topology *topo, const pf_plan_options *opts, pf_p
         *out = plan;
     } else {
         pf_plan_free(plan);
+        if (rc == -EINVAL)
+            blame_quota(&p);
     }
     for (size_t i = 0; i < p.nwarnings; i++)
         free(p.warnings[i]);

@@ -20,7 +20,10 @@
  *   E-cores sys/devices/cpu_core and cpu_atom (Intel's hybrid PMUs), else
  *           each core's cpufreq/cpuinfo_max_freq, else its cpu_capacity,
  *           into the MAXMHZ rule of pf__topology_build;
- *   allowed (live) the cgroup cpuset and the thread's affinity mask.
+ *   allowed (live) the cgroup cpuset and the thread's affinity mask;
+ *   quota   (live) the cgroup CPU quota: cpu.max (v2) or
+ *           cpu.cfs_quota_us / cpu.cfs_period_us (v1), the smallest of the
+ *           process's cgroup and its ancestors.
  * Reading a file costs ~5 us (the open), so each is read once per package,
  * core or cache, not per CPU: ~20 files on a small machine, where hwloc
  * reads ~100.  Lists are cut to the online CPUs: an offline CPU is never a
@@ -256,6 +259,7 @@ typedef struct machine {
     pf__cpu_row *rows;
     int *package_of; /* the row that read the package's id; UNSET */
     int *core_of;    /* the first row of the core; UNSET */
+    double quota;    /* live: the cgroup CPU quota in CPUs; 0 none */
 } machine;
 
 static void machine_free(machine *m)
@@ -737,9 +741,9 @@ static int number_cores(machine *m, char **why)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The cgroup cpuset                                                         */
+/* The cgroup: its cpuset and its CPU quota                                  */
 
-/* A line "id:controllers:path" of /proc/self/cgroup whose controllers hold `want`. */
+/* Does the comma-separated controller list list[0, len) hold `want`? */
 static bool controllers_hold(const char *list, size_t len, const char *want)
 {
     size_t wlen = strlen(want);
@@ -754,11 +758,15 @@ static bool controllers_hold(const char *list, size_t len, const char *want)
 }
 
 /*
- * The cgroup of this process that owns its cpuset, from /proc/self/cgroup:
- * the line of a v1 hierarchy with the cpuset controller, else the v2 line
- * "0::path".  Fills `path` (starting with '/') and *v1; false when neither.
+ * The cgroup of this process that holds `controller` ("cpuset", "cpu"),
+ * from the text of /proc/self/cgroup (lines "id:controllers:path"): the
+ * line of the v1 hierarchy with that controller, else the v2 line
+ * "0::path".  Fills `path` (starting with '/') and *v1, and for v1 the
+ * hierarchy's controller list in `list` ("cpu,cpuacct", the folder systemd
+ * and Docker mount it as; "" when it does not fit).  false when neither.
  */
-static bool cgroup_path(const char *text, char *path, size_t size, bool *v1)
+static bool cgroup_path(const char *text, const char *controller, char *path, size_t size, bool *v1,
+                        char *list, size_t list_size)
 {
     bool found = false;
     for (const char *line = text; *line;) {
@@ -769,7 +777,8 @@ static bool cgroup_path(const char *text, char *path, size_t size, bool *v1)
         if (c2) {
             const char *p = c2 + 1;
             size_t plen = len - (size_t)(p - line);
-            bool is_v1 = controllers_hold(c1 + 1, (size_t)(c2 - c1 - 1), "cpuset");
+            size_t clen = (size_t)(c2 - c1 - 1);
+            bool is_v1 = controllers_hold(c1 + 1, clen, controller);
             bool is_v2 = c2 == c1 + 1 && c1 - line == 1 && line[0] == '0';
             if ((is_v1 || (is_v2 && !found)) && plen > 0 && p[0] == '/') {
                 if (plen >= size)
@@ -778,8 +787,13 @@ static bool cgroup_path(const char *text, char *path, size_t size, bool *v1)
                 path[plen] = '\0';
                 *v1 = is_v1;
                 found = true;
-                if (is_v1)
+                if (is_v1) {
+                    if (clen >= list_size)
+                        clen = 0;
+                    memcpy(list, c1 + 1, clen);
+                    list[clen] = '\0';
                     return true;
+                }
             }
         }
         line += len + (nl ? 1 : 0);
@@ -788,39 +802,71 @@ static bool cgroup_path(const char *text, char *path, size_t size, bool *v1)
 }
 
 /*
+ * The folder of a cgroup: mount + path, without a trailing '/'; the mount's
+ * root when the path leads outside the namespace ("/../x": in a container
+ * without a cgroup namespace the mount's root is the container's cgroup) or
+ * is too long.  Returns its length.
+ */
+static size_t cgroup_dir(const char *mount, char *cgroup, char *dir, size_t size)
+{
+    if (strstr(cgroup, "/..") || strstr(cgroup, "//"))
+        cgroup[1] = '\0';
+    size_t mlen = strlen(mount);
+    if (mlen + strlen(cgroup) >= size)
+        cgroup[1] = '\0';
+    size_t dlen = mlen + strlen(cgroup);
+    memcpy(dir, mount, mlen);
+    memcpy(dir + mlen, cgroup, dlen - mlen + 1);
+    while (dlen > mlen && dir[dlen - 1] == '/')
+        dir[--dlen] = '\0';
+    return dlen;
+}
+
+/* Up one cgroup: dir without its last name.  false at the mount's root (mlen long). */
+static bool cgroup_parent(char *dir, size_t *dlen, size_t mlen)
+{
+    if (*dlen <= mlen)
+        return false;
+    while (*dlen > mlen && dir[*dlen - 1] != '/')
+        (*dlen)--;
+    while (*dlen > mlen && dir[*dlen - 1] == '/')
+        (*dlen)--;
+    dir[*dlen] = '\0';
+    return true;
+}
+
+/* proc/self/cgroup under the root, copied into *text (free()); NULL without one. */
+static int read_self_cgroup(reader *r, char **text, char **why)
+{
+    *text = NULL;
+    if (read_text(r, "proc/self/cgroup") < 0)
+        return 0; /* no cgroups: nothing restricts */
+    *text = strdup(r->text);
+    return *text ? 0 : pf__fail(why, -ENOMEM, "out of memory");
+}
+
+/*
  * The cgroup cpuset: the file of the process's cgroup, or of its nearest
  * ancestor that has one (a v2 cgroup without the cpuset controller uses its
  * parent's; in a container without a cgroup namespace the process's path is
  * not below the mount, whose root is then the container's cgroup).  Empty
- * files say nothing and are skipped too.
+ * files say nothing and are skipped too.  `self` is proc/self/cgroup's text.
  */
-static int cgroup_cpus(reader *r, int **cpus, size_t *count, char **why)
+static int cgroup_cpus(reader *r, const char *self, int **cpus, size_t *count, char **why)
 {
     *cpus = NULL;
     *count = 0;
-    if (read_text(r, "proc/self/cgroup") < 0)
-        return 0; /* no cgroups: nothing restricts */
-    char cgroup[PATH_MAX];
+    char cgroup[PATH_MAX], list[64];
     bool v1 = false;
-    if (!cgroup_path(r->text, cgroup, sizeof cgroup, &v1))
+    if (!self || !cgroup_path(self, "cpuset", cgroup, sizeof cgroup, &v1, list, sizeof list))
         return 0;
-    /* A path outside the namespace's root ("/../x"): the mount's root is ours. */
-    if (strstr(cgroup, "/..") || strstr(cgroup, "//"))
-        cgroup[1] = '\0';
     static const char *const v1_files[] = {"cpuset.effective_cpus", "cpuset.cpus", NULL};
     static const char *const v2_files[] = {"cpuset.cpus.effective", NULL};
     const char *mount = v1 ? "sys/fs/cgroup/cpuset" : "sys/fs/cgroup";
     const char *const *files = v1 ? v1_files : v2_files;
     char dir[PATH_MAX];
-    size_t mlen = strlen(mount);
-    if (mlen + strlen(cgroup) >= sizeof dir)
-        cgroup[1] = '\0';
-    size_t dlen = mlen + strlen(cgroup);
-    memcpy(dir, mount, mlen);
-    memcpy(dir + mlen, cgroup, dlen - mlen + 1);
-    for (;;) {
-        while (dlen > mlen && dir[dlen - 1] == '/')
-            dir[--dlen] = '\0';
+    size_t dlen = cgroup_dir(mount, cgroup, dir, sizeof dir);
+    do {
         for (size_t f = 0; files[f]; f++) {
             char rel[PATH_MAX + 32];
             snprintf(rel, sizeof rel, "%s/%s", dir, files[f]);
@@ -833,36 +879,179 @@ static int cgroup_cpus(reader *r, int **cpus, size_t *count, char **why)
             *cpus = NULL;
             *count = 0;
         }
-        if (dlen <= mlen)
-            return 0;
-        while (dlen > mlen && dir[dlen - 1] != '/')
-            dlen--; /* drop the last name; the loop above drops its '/' */
-        dir[dlen] = '\0';
-    }
+    } while (cgroup_parent(dir, &dlen, strlen(mount)));
+    return 0;
 }
 
 int pf__sysfs_cgroup_cpus(const char *root, int **cpus, size_t *count, char **why)
 {
+    *cpus = NULL;
+    *count = 0;
     reader r;
+    char *self = NULL;
     int rc = reader_open(&r, root, why);
+    if (rc < 0)
+        return rc;
+    rc = read_self_cgroup(&r, &self, why);
     if (rc == 0)
-        rc = cgroup_cpus(&r, cpus, count, why);
+        rc = cgroup_cpus(&r, self, cpus, count, why);
+    free(self);
+    reader_close(&r);
+    return rc;
+}
+
+/* A quota file that holds what the kernel never writes there. */
+static int bad_quota(const reader *r, const char *rel, const char *expected, char **why)
+{
+    size_t len;
+    const char *s = trimmed(r, &len);
+    return pf__fail(why, -EINVAL, "%.*s/%s: '%.*s' is not a CPU quota (%s)", (int)r->root_len,
+                    r->root, rel, (int)(len < SHOWN ? len : SHOWN), s, expected);
+}
+
+/*
+ * One cgroup v2 level: cpu.max, "<quota> <period>" in microseconds or
+ * "max <period>" (no quota).  *cpus = quota / period, 0 for none; a file
+ * that is missing or unreadable (no cpu controller there) says nothing.
+ */
+static int quota_v2(reader *r, const char *dir, double *cpus, char **why)
+{
+    char rel[PATH_MAX + 32];
+    snprintf(rel, sizeof rel, "%s/cpu.max", dir);
+    *cpus = 0;
+    int rc = read_text(r, rel);
+    if (rc == -ENOENT || rc == -EACCES)
+        return 0;
+    if (rc < 0)
+        return fail_file(r, rel, rc, why);
+    size_t len;
+    const char *s = trimmed(r, &len);
+    const char *space = memchr(s, ' ', len);
+    long quota = 0, period;
+    if (space) {
+        size_t qlen = (size_t)(space - s);
+        bool unlimited = qlen == 3 && memcmp(s, "max", 3) == 0;
+        if ((unlimited || pf__parse_int(s, qlen, 1, LONG_MAX, &quota) == 0) &&
+            pf__parse_int(space + 1, len - qlen - 1, 1, LONG_MAX, &period) == 0) {
+            *cpus = unlimited ? 0 : (double)quota / (double)period;
+            return 0;
+        }
+    }
+    return bad_quota(r, rel, "\"max 100000\" or \"400000 100000\"", why);
+}
+
+/*
+ * One cgroup v1 level: cpu.cfs_quota_us (-1: no quota) over
+ * cpu.cfs_period_us.  Missing or unreadable files say nothing.
+ */
+static int quota_v1(reader *r, const char *dir, double *cpus, char **why)
+{
+    char rel[PATH_MAX + 32];
+    long quota, period;
+    *cpus = 0;
+    snprintf(rel, sizeof rel, "%s/cpu.cfs_quota_us", dir);
+    int rc = read_text(r, rel);
+    if (rc == -ENOENT || rc == -EACCES)
+        return 0;
+    if (rc < 0)
+        return fail_file(r, rel, rc, why);
+    size_t len;
+    const char *s = trimmed(r, &len);
+    if (pf__parse_int(s, len, -1, LONG_MAX, &quota) < 0 || quota == 0)
+        return bad_quota(r, rel, "-1 or a number of microseconds", why);
+    if (quota < 0)
+        return 0;
+    snprintf(rel, sizeof rel, "%s/cpu.cfs_period_us", dir);
+    rc = read_text(r, rel);
+    if (rc == -ENOENT || rc == -EACCES)
+        return 0;
+    if (rc < 0)
+        return fail_file(r, rel, rc, why);
+    s = trimmed(r, &len);
+    if (pf__parse_int(s, len, 1, LONG_MAX, &period) < 0)
+        return bad_quota(r, rel, "a number of microseconds", why);
+    *cpus = (double)quota / (double)period;
+    return 0;
+}
+
+/* Is root/rel a folder (or a link to one)? */
+static bool is_folder(const reader *r, const char *rel)
+{
+    int fd = openat(r->rootfd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+/*
+ * The cgroup CPU quota, in CPUs: the smallest quota / period of the
+ * process's cgroup (for the cpu controller) and of every ancestor up to the
+ * mount's root; 0 when none sets one.  v1 reads the cpu hierarchy at
+ * sys/fs/cgroup/cpu (systemd links it to cpu,cpuacct), else under the name
+ * of its controller list; v2 reads sys/fs/cgroup.  `self` is
+ * proc/self/cgroup's text.
+ */
+static int cgroup_quota(reader *r, const char *self, double *quota, char **why)
+{
+    *quota = 0;
+    char cgroup[PATH_MAX], list[64], mount[96];
+    bool v1 = false;
+    if (!self || !cgroup_path(self, "cpu", cgroup, sizeof cgroup, &v1, list, sizeof list))
+        return 0;
+    snprintf(mount, sizeof mount, "sys/fs/cgroup%s", v1 ? "/cpu" : "");
+    if (v1 && !is_folder(r, mount) && list[0] && !strchr(list, '/') && strcmp(list, "..") != 0)
+        snprintf(mount, sizeof mount, "sys/fs/cgroup/%s", list);
+    char dir[PATH_MAX];
+    size_t dlen = cgroup_dir(mount, cgroup, dir, sizeof dir);
+    do {
+        double cpus;
+        int rc = v1 ? quota_v1(r, dir, &cpus, why) : quota_v2(r, dir, &cpus, why);
+        if (rc < 0)
+            return rc;
+        if (cpus > 0 && (*quota == 0 || cpus < *quota))
+            *quota = cpus;
+    } while (cgroup_parent(dir, &dlen, strlen(mount)));
+    return 0;
+}
+
+int pf__sysfs_cgroup_quota(const char *root, double *quota, char **why)
+{
+    *quota = 0;
+    reader r;
+    char *self = NULL;
+    int rc = reader_open(&r, root, why);
+    if (rc < 0)
+        return rc;
+    rc = read_self_cgroup(&r, &self, why);
+    if (rc == 0)
+        rc = cgroup_quota(&r, self, quota, why);
+    free(self);
     reader_close(&r);
     return rc;
 }
 
 /*
- * The live allowed set: in the cgroup cpuset (when one restricts) and in the
- * calling thread's affinity mask.  The kernel keeps the mask inside the
- * cpuset already; reading both is what hwloc does, and costs one file.
+ * What the live machine allows: `allowed` = in the cgroup cpuset (when one
+ * restricts) and in the calling thread's affinity mask (the kernel keeps the
+ * mask inside the cpuset already; reading both is what hwloc does, and costs
+ * one file), and the cgroup CPU quota.  proc/self/cgroup is read once for both.
  */
 static int read_allowed(machine *m, const char *name, char **why)
 {
-    int *cgroup;
-    size_t ncgroup;
-    int rc = cgroup_cpus(&m->r, &cgroup, &ncgroup, why);
-    if (rc < 0)
+    char *self = NULL;
+    int *cgroup = NULL;
+    size_t ncgroup = 0;
+    int rc = read_self_cgroup(&m->r, &self, why);
+    if (rc == 0)
+        rc = cgroup_cpus(&m->r, self, &cgroup, &ncgroup, why);
+    if (rc == 0)
+        rc = cgroup_quota(&m->r, self, &m->quota, why);
+    free(self);
+    if (rc < 0) {
+        free(cgroup);
         return rc;
+    }
     size_t size = 0;
     int err = 0;
     cpu_set_t *mask = pf__affinity_read(&size, &err);
@@ -917,6 +1106,8 @@ int pf__topology_load_sysfs(const char *name, const char *root, bool live, pf_to
         rc = read_allowed(&m, name, why);
     if (rc == 0)
         rc = pf__topology_build(name, live, m.rows, m.n, out, why);
+    if (rc == 0)
+        (*out)->cpu_quota = m.quota;
     machine_free(&m);
     return rc;
 }

@@ -213,6 +213,10 @@ size_t pf_topology_nsockets(const pf_topology *t)
 {
     return t->nsockets;
 }
+double pf_topology_cpu_quota(const pf_topology *t)
+{
+    return t->cpu_quota;
+}
 
 const pf_cpu_info *pf_topology_cpus(const pf_topology *t, size_t *count)
 {
@@ -294,6 +298,20 @@ static int read_file(const char *path, char **text, size_t *len, char **why)
 }
 
 /*
+ * This machine through hwloc, with the cgroup CPU quota read as the sysfs
+ * source reads it (hwloc knows no quota).
+ */
+static int load_hwloc_live(const char *name, pf_topology **out, char **why)
+{
+    int rc = pf__topology_load_hwloc(name, NULL, 0, NULL, out, why);
+    if (rc == 0 && (rc = pf__sysfs_cgroup_quota("/", &(*out)->cpu_quota, why)) < 0) {
+        pf_topology_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/*
  * The live machine: sysfs, or hwloc where sysfs lacks a file the model needs
  * or may not read it (a container or emulator that shows no CPU topology in
  * /sys/devices/system/cpu; hwloc can then read /proc/cpuinfo).
@@ -304,7 +322,7 @@ static int load_live(pf_topology **out, char **why)
     int rc = pf__topology_load_sysfs("live", "/", true, out, &reason);
     if (rc == -ENOENT || rc == -EACCES) {
         free(reason);
-        return pf__topology_load_hwloc("live", NULL, 0, NULL, out, why);
+        return load_hwloc_live("live", out, why);
     }
     if (rc < 0 && why)
         *why = reason;
@@ -320,7 +338,7 @@ int pf_topology_load(const char *source, pf_topology **out, char **why)
     if (!source || strcmp(source, "live") == 0)
         return load_live(out, why);
     if (strcmp(source, "hwloc") == 0)
-        return pf__topology_load_hwloc(source, NULL, 0, NULL, out, why);
+        return load_hwloc_live(source, out, why);
     if (strncmp(source, "synthetic:", 10) == 0)
         return pf__topology_load_hwloc(source, NULL, 0, source + 10, out, why);
     if (strncmp(source, "sysfs:", 6) == 0) {

@@ -21,6 +21,7 @@ struct pf_topology {
     size_t nnodes;
     size_t ncores;
     size_t nsockets;
+    double cpu_quota; /* live: the cgroup CPU quota in CPUs; 0 none (every other source) */
 };
 
 typedef struct pf__cpu_row {
@@ -63,8 +64,9 @@ int pf__topology_load_hwloc(const char *name, const char *xml, size_t xml_len,
  * Load from a Linux sysfs tree under `root` ("/": this machine), reading
  * sys/devices/system/{cpu,node} and sys/devices/cpu_{core,atom}.  `live`
  * sets `allowed` from the cgroup cpuset found under root (see
- * pf__sysfs_cgroup_cpus) and the calling thread's affinity, and marks the
- * topology live; otherwise every CPU is allowed.  Errors, with *why naming
+ * pf__sysfs_cgroup_cpus) and the calling thread's affinity, sets cpu_quota
+ * (see pf__sysfs_cgroup_quota), and marks the topology live; otherwise
+ * every CPU is allowed and there is no quota.  Errors, with *why naming
  * the file: -ENOENT (a file the model needs is missing), -EINVAL (a file
  * holds what sysfs never writes there), -EACCES, -ENOTSUP (the affinity
  * cannot be read), -ENOMEM.
@@ -83,5 +85,18 @@ int pf__topology_load_sysfs(const char *name, const char *root, bool live, pf_to
  * -ENOMEM.
  */
 int pf__sysfs_cgroup_cpus(const char *root, int **cpus, size_t *count, char **why);
+
+/*
+ * The cgroup CPU quota of this process in CPUs, read under `root`: for the
+ * cgroup of the cpu controller in proc/self/cgroup and each of its
+ * ancestors, v2's cpu.max ("<quota> <period>", "max <period>": none) under
+ * sys/fs/cgroup, or v1's cpu.cfs_quota_us (-1: none) / cpu.cfs_period_us
+ * under sys/fs/cgroup/cpu (else sys/fs/cgroup/<its controller list>, such
+ * as cpu,cpuacct); the smallest quota / period wins.  *quota is 0 when no
+ * level sets one (missing or unreadable files say nothing).  Errors:
+ * -EINVAL with *why naming a quota file that holds something else,
+ * -ENOMEM.  The live sources (sysfs and hwloc) both read the quota here.
+ */
+int pf__sysfs_cgroup_quota(const char *root, double *quota, char **why);
 
 #endif /* PF_TOPOLOGY_H */

@@ -79,7 +79,8 @@ def render_fixed(key, value):
 
 def clean_env(extra):
     env = dict(os.environ)
-    for k in ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "PINFER_TOPOLOGY", "RANK", "WORLD_SIZE"):
+    for k in ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "PINFER_TOPOLOGY", "PINFER_CPU_QUOTA", "RANK",
+              "WORLD_SIZE"):
         env.pop(k, None)
     env.update(extra)
     return env
@@ -361,6 +362,20 @@ SELF_CASES = [
     ("A lws0", TOPO_A, {}, {"LOCAL_WORLD_SIZE": "0", "LOCAL_RANK": "0"}, ["0-7"]),
     ("A lws abc", TOPO_A, {}, {"LOCAL_WORLD_SIZE": "abc"}, ERR),
     ("A lr abc", TOPO_A, {}, {"LOCAL_WORLD_SIZE": "2", "LOCAL_RANK": "x"}, ERR),
+    # --- the CPU quota (D18)
+    ("A quota 2.5", TOPO_A, {}, {"PINFER_CPU_QUOTA": "2.5"}, ["0,1"]),
+    ("A quota .5", TOPO_A, {}, {"PINFER_CPU_QUOTA": ".5"}, ["0"]),
+    ("A quota 6 throughput", TOPO_A, {"throughput_mode": True}, {"PINFER_CPU_QUOTA": "6"},
+     ["0-3", "4,5"]),
+    ("A quota 3 throughput", TOPO_A, {"throughput_mode": True}, {"PINFER_CPU_QUOTA": "3"},
+     ["0-2"]),
+    ("A quota 5 logical", TOPO_A, {"use_logical_cores": True}, {"PINFER_CPU_QUOTA": "5"},
+     ["0-2,8,9"]),
+    ("A quota 9", TOPO_A, {}, {"PINFER_CPU_QUOTA": "9"}, ["0-7"]),
+    ("A quota 2 ni4", TOPO_A, {"ninstances": 4}, {"PINFER_CPU_QUOTA": "2"}, ERR),
+    ("A quota 0", TOPO_A, {}, {"PINFER_CPU_QUOTA": "0"}, ERR),
+    ("A quota 1e3", TOPO_A, {}, {"PINFER_CPU_QUOTA": "1e3"}, ERR),
+    ("A quota empty", TOPO_A, {}, {"PINFER_CPU_QUOTA": ""}, ["0-7"]),
     # --- value errors
     ("A ni0", TOPO_A, {"ninstances": 0}, {}, ERR),
     ("A ni-2", TOPO_A, {"ninstances": -2}, {}, ERR),
@@ -418,6 +433,8 @@ def opts_with_env(opts, env):
         o["local_world_size"] = env["LOCAL_WORLD_SIZE"]
     if "LOCAL_RANK" in env:
         o["local_rank"] = env["LOCAL_RANK"]
+    if "PINFER_CPU_QUOTA" in env:
+        o["cpu_quota"] = env["PINFER_CPU_QUOTA"]
     return o
 
 
@@ -650,8 +667,13 @@ def draw_case(rng, topo):
         items["ncores_per_instance"] = rng.choice([0, -2, -5] + BAD_INTS)
 
     opts = dict(items)
+    if rng.random() < 0.15:
+        ncpus = len(topo.cpus)
+        env["PINFER_CPU_QUOTA"] = rng.choice(
+            [str(rng.randint(1, ncpus + 2)), "%d.%d" % (rng.randrange(ncpus + 1), rng.randrange(10)),
+             "0.5", "1", "2.5", "0", "-1", "x", "1e3", ""])
     # rank / instance-idx / torchrun: drawn with the plan size in view
-    pre = reference(topo, opts)
+    pre = reference(topo, opts_with_env(opts, env))
     size = len(pre) if isinstance(pre, list) else 4
     r = rng.random()
     if r < 0.12:

@@ -63,9 +63,16 @@ repeated next to the code that implements it:
  D17 LOCAL_WORLD_SIZE / LOCAL_RANK (strings from the environment; -1 = not set): an empty
      value is not set; otherwise each must be a non-negative decimal integer (else an error,
      whenever it is set).  LOCAL_WORLD_SIZE 0 or 1 means no split.
+ D18 (v3, section 3.10) The CPU quota (PINFER_CPU_QUOTA, a string; "" = not set): a
+     positive decimal number, digits with an optional fraction ("4", "2.5", ".5", "2."),
+     else an error whenever it is set.  Q smaller than the candidates keeps the first
+     floor(Q) of them (at least one) in step 2's order, before groups and presets look at
+     them (so --throughput-mode counts only the nodes left).  It applies to --core-list
+     too (the quota throttles those CPUs alike).
 """
 
 from fractions import Fraction
+import math
 import re
 
 __all__ = ["PlanError", "Topology", "parse_topology", "parse_cpu_list", "plan"]
@@ -238,7 +245,7 @@ DEFAULTS = {
     "core_list": None, "use_logical_cores": False, "use_e_cores": False,
     "bind_numa_node": False, "strategy": "close", "latency_mode": False,
     "throughput_mode": False, "multi_instance": False, "rank": -1, "instance_idx": None,
-    "local_rank": -1, "local_world_size": -1,
+    "local_rank": -1, "local_world_size": -1, "cpu_quota": "",
 }
 
 
@@ -296,6 +303,15 @@ def _env_int(v, what):
     if not re.fullmatch(r"\d+", v):
         raise PlanError("%s=%r is not a non-negative integer" % (what, v))
     return int(v)
+
+
+def _quota(v):
+    """D18: "" = not set (0); else a positive decimal number."""
+    if v == "":
+        return 0
+    if not re.fullmatch(r"\d+\.?\d*|\.\d+", v) or float(v) <= 0:
+        raise PlanError("PINFER_CPU_QUOTA=%r is not a positive number of CPUs" % v)
+    return float(v)
 
 
 def plan(topo, opts):
@@ -373,8 +389,11 @@ def plan(topo, opts):
         if not cands:
             raise PlanError("no candidate CPU")
 
-    # step 2: order and groups
+    # step 2: order and groups, within the CPU quota (D18)
     cands = sorted(cands, key=topo.order_key)
+    quota = _quota(o["cpu_quota"])
+    if quota and quota < len(cands):
+        cands = cands[:max(1, math.floor(quota))]
     cand_nodes = sorted({topo.cpu_node[c] for c in cands})
     bind = bool(o["bind_numa_node"]) or throughput
     if bind:

@@ -48,7 +48,7 @@ static inline pf_topology *load_fixture(const char *name)
 /*
  * Fill plan options from a compact form ("ni=2 nc=3 bind scatter"): ni=N
  * nc=N node=N nodes=L cores=L logical ecores bind scatter latency throughput
- * multi rank=N idx=L lr=N lws=N.  The strings point into `buf`.
+ * multi rank=N idx=L lr=N lws=N quota=Q.  The strings point into `buf`.
  */
 static inline void plan_options_parse(const char *text, char *buf, size_t size, pf_plan_options *o)
 {
@@ -92,6 +92,8 @@ static inline void plan_options_parse(const char *text, char *buf, size_t size, 
             o->local_rank = (int)strtol(v, NULL, 10);
         else if (!strcmp(tok, "lws"))
             o->local_world_size = (int)strtol(v, NULL, 10);
+        else if (!strcmp(tok, "quota"))
+            o->cpu_quota = strtod(v, NULL);
         else
             fail_msg("unknown test option '%s'", tok);
     }

@@ -8,6 +8,8 @@
  */
 #include "pf_test.h"
 
+#include <math.h>
+
 typedef struct plan_case {
     const char *fixture;
     const char *options;
@@ -152,6 +154,34 @@ static const plan_case CASES[] = {
     {"node_empty.lscpu", "ni=2", "0-1/0;2-3/1"},
     {"node_ids_large.lscpu", "throughput", "0-1/16;2-3/130"},
     {"node_ids_large.lscpu", "node=130", "2-3/130"},
+    /* a CPU quota (v3): the first floor(Q) candidates in plan order, at least one */
+    {W, "quota=2.5", "0-1/0"},
+    {W, "quota=3", "0-2/0"},
+    {W, "quota=0.4", "0/0"},
+    {W, "quota=1", "0/0"},
+    {W, "quota=8", "0-7/0-1"},
+    {W, "quota=64", "0-7/0-1"},
+    {W, "quota=7.99", "0-6/0-1"},
+    {W, "quota=6 ni=2", "0-2/0;3-5/0-1"},
+    {W, "quota=6 ni=2 bind", "0-3/0;4-5/1"},
+    {W, "quota=6 throughput", "0-3/0;4-5/1"},
+    {W, "quota=3 throughput", "0-2/0"},
+    {W, "quota=5 logical", "0-2,8-9/0"},
+    {W, "quota=3 node=1", "4-6/1"},
+    {W, "quota=2 cores=8-11,0", "0,8/0"},
+    {W, "quota=4 nc=2", "0-1/0;2-3/0"},
+    {W, "quota=2 ni=4", "!(the CPU quota of 2.0 CPUs leaves 2 of the 8 cores)"},
+    {W, "quota=2.5 nc=3", "!the CPU quota of 2.5 CPUs leaves 2 of the 8 cores"},
+    {W, "quota=3 latency", "!--latency-mode needs 4 cores"},
+    {W, "quota=3 latency", "!the CPU quota of 3.0 CPUs leaves 3 of the 8 cores"},
+    {W, "quota=5 logical ni=6", "!the CPU quota of 5.0 CPUs leaves 5 of the 16 CPUs"},
+    {W, "quota=2 ni=2 rank=2", "!the CPU quota of 2.0 CPUs leaves 2"},
+    {W, "quota=8 ni=9", "!more than the 8 CPUs available"},
+    {W, "quota=-1", "!the CPU quota must be a positive number"},
+    {T, "quota=1.5", "0/0"},
+    {T, "quota=0.1 ni=2", "!the CPU quota of 0.1 CPUs leaves 1 of the 2 cores"},
+    {X, "quota=4 throughput", "0-3/0"},
+    {X, "quota=30 throughput", "0-27/0;28-29/1"},
     /* synthetic hwloc topologies */
     {"synthetic:pack:2 numa:1 core:4 pu:2", "ni=2", "0,2,4,6/0;8,10,12,14/1"},
     {"synthetic:pack:2 numa:1 core:4 pu:2", "logical nc=2 ni=1", "0-1/0"},
@@ -271,6 +301,49 @@ static void test_warnings(void **state)
     pf_topology_free(t);
 }
 
+/* The quota is warned about once when it cuts the candidates, and the plan records it. */
+static void test_quota(void **state)
+{
+    (void)state;
+    pf_topology *t = load_fixture(W);
+    assert_true(pf_topology_cpu_quota(t) == 0); /* a file: no quota of its own */
+    pf_plan *p = plan_from_text(t, "quota=4");
+    assert_int_equal(p->nwarnings, 1);
+    assert_string_equal(p->warnings[0], "CPU quota of 4.0 CPUs: planning on 4 of 8 cores");
+    assert_true(p->cpu_quota == 4);
+    pf_plan_free(p);
+    p = plan_from_text(t, "quota=0.5 logical");
+    assert_string_equal(p->warnings[0], "CPU quota of 0.5 CPUs: planning on 1 of 16 CPUs");
+    pf_plan_free(p);
+    p = plan_from_text(t, "quota=2 cores=0-3");
+    assert_string_equal(p->warnings[0], "CPU quota of 2.0 CPUs: planning on 2 of 4 CPUs");
+    pf_plan_free(p);
+    /* Larger than the candidates: no effect and no warning, but recorded. */
+    p = plan_from_text(t, "quota=12.5 ni=2 bind");
+    assert_int_equal(p->nwarnings, 0);
+    assert_true(p->cpu_quota == 12.5);
+    pf_plan_free(p);
+    /* One candidate under a quota below one CPU: nothing is cut, nothing said. */
+    p = plan_from_text(t, "quota=0.25 cores=3");
+    assert_int_equal(p->nwarnings, 0);
+    pf_plan_free(p);
+    p = plan_from_text(t, "");
+    assert_true(p->cpu_quota == 0);
+    pf_plan_free(p);
+    /* Not a number of CPUs. */
+    pf_plan_options o;
+    pf_plan_options_init(&o);
+    assert_true(o.cpu_quota == 0);
+    pf_plan *plan = NULL;
+    const double bad[] = {-0.5, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.cpu_quota = bad[i];
+        assert_int_equal(pf_plan_instances(t, &o, &plan, NULL), -EINVAL);
+        assert_null(plan);
+    }
+    pf_topology_free(t);
+}
+
 /* A CPU the process may not use is never planned on. */
 static void test_core_list_needs_usable_cpus(void **state)
 {
@@ -312,9 +385,8 @@ static void test_large_synthetic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan_table),
-        cmocka_unit_test(test_warnings),
-        cmocka_unit_test(test_core_list_needs_usable_cpus),
+        cmocka_unit_test(test_plan_table),      cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_quota),           cmocka_unit_test(test_core_list_needs_usable_cpus),
         cmocka_unit_test(test_large_synthetic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

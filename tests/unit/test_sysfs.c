@@ -1,8 +1,8 @@
 /*
  * test_sysfs.c - the sysfs source: the live machine against hwloc (all
  * fields, also under a narrowed affinity mask), the constructed trees of
- * tests/fixtures/sysfs against hand-written rows, the cgroup cpuset, and
- * malformed files (an error naming the file, never a crash).
+ * tests/fixtures/sysfs against hand-written rows, the cgroup cpuset and CPU
+ * quota, and malformed files (an error naming the file, never a crash).
  */
 #include "pf_test.h"
 #include "topology/topology.h"
@@ -114,6 +114,8 @@ static void test_live_matches_hwloc(void **state)
     const char *field = differ(sysfs, hwloc);
     if (field)
         fail_msg("sysfs and hwloc differ in %s", field);
+    /* Both read the cgroup CPU quota the same way (0 where there is none). */
+    assert_true(pf_topology_cpu_quota(sysfs) == pf_topology_cpu_quota(hwloc));
     pf_topology_free(sysfs);
     pf_topology_free(hwloc);
 }
@@ -368,6 +370,18 @@ static void expect_cgroup(const char *root, const char *want)
     free(cpus);
 }
 
+/* The cgroup CPU quota read under root must be `want` CPUs (0: none). */
+static void expect_quota(const char *root, double want)
+{
+    double quota = -1;
+    char *why = NULL;
+    int rc = pf__sysfs_cgroup_quota(root, &quota, &why);
+    if (rc < 0)
+        fail_msg("%s: %s", root, why ? why : pf_strerror(rc));
+    if (quota != want)
+        fail_msg("%s: quota %g, wanted %g", root, quota, want);
+}
+
 static bool in_affinity(int cpu)
 {
     cpu_set_t set;
@@ -380,8 +394,10 @@ static bool in_affinity(int cpu)
 static void test_cgroup_v2(void **state)
 {
     (void)state;
-    /* job.scope has no cpuset file: its parent's 1-2 applies. */
+    /* worker and job.scope have no cpuset file: /pinfer.slice's 1-2 applies. */
     expect_cgroup(fixture("sysfs/cgroup_v2"), "1-2");
+    /* cpu.max: max (none) in worker, 2.5 in job.scope, 4 above: the smallest. */
+    expect_quota(fixture("sysfs/cgroup_v2"), 2.5);
 
     /* Loaded as if live: allowed = the cgroup's CPUs and this thread's mask. */
     pf_topology *t = NULL;
@@ -395,6 +411,12 @@ static void test_cgroup_v2(void **state)
     assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(c[i].allowed, (c[i].cpu == 1 || c[i].cpu == 2) && in_affinity(c[i].cpu));
+    assert_true(pf_topology_cpu_quota(t) == 2.5);
+    pf_topology_free(t);
+
+    /* The tree as a topology source: not this machine, no quota. */
+    t = load(fixture_tree("cgroup_v2"));
+    assert_true(pf_topology_cpu_quota(t) == 0);
     pf_topology_free(t);
 }
 
@@ -403,6 +425,9 @@ static void test_cgroup_v1(void **state)
     (void)state;
     /* The cpuset hierarchy's line wins over the v2 one; effective_cpus over cpus. */
     expect_cgroup(fixture("sysfs/cgroup_v1"), "1,3");
+    /* The cpu hierarchy under its controller list (cpu,cpuacct): -1 at the root,
+       3 CPUs in /job, 2.5 in /job/step. */
+    expect_quota(fixture("sysfs/cgroup_v1"), 2.5);
 }
 
 static void test_cgroup_none(void **state)
@@ -410,6 +435,7 @@ static void test_cgroup_none(void **state)
     (void)state;
     /* No proc/self/cgroup: nothing restricts. */
     expect_cgroup(fixture("sysfs/dual_socket"), NULL);
+    expect_quota(fixture("sysfs/dual_socket"), 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -847,6 +873,97 @@ static void test_cgroup_malformed(void **state)
     free(root);
 }
 
+/* Quotas in built trees: nesting, "max" and -1, v1 at sys/fs/cgroup/cpu, malformed files. */
+static void test_cgroup_quota(void **state)
+{
+    (void)state;
+    char *root = tree_base();
+
+    /* v2: a smaller quota above wins over none below; a larger one below is not the one. */
+    tree_put(root, "proc/self/cgroup", "0::/a/b/c\n", 0);
+    tree_put(root, "sys/fs/cgroup/a/cpu.max", "50000 100000\n", 0);
+    tree_put(root, "sys/fs/cgroup/a/b/cpu.max", "max 100000\n", 0);
+    tree_put(root, "sys/fs/cgroup/a/b/c/cpu.max", "800000 100000\n", 0);
+    expect_quota(root, 0.5);
+    tree_put(root, "sys/fs/cgroup/a/cpu.max", "max 100000\n", 0);
+    expect_quota(root, 8);
+    tree_put(root, "sys/fs/cgroup/a/b/c/cpu.max", "max 50000\n", 0);
+    expect_quota(root, 0);
+    /* A path that leaves the namespace: the mount's root is the process's cgroup. */
+    tree_put(root, "proc/self/cgroup", "0::/../elsewhere\n", 0);
+    tree_put(root, "sys/fs/cgroup/cpu.max", "150000 100000\n", 0);
+    expect_quota(root, 1.5);
+    /* A v2 path missing under the mount (a container without a cgroup namespace). */
+    tree_put(root, "proc/self/cgroup", "0::/docker/1234\n", 0);
+    expect_quota(root, 1.5);
+
+    /* v1: the cpu hierarchy's line wins; sys/fs/cgroup/cpu before the controller list. */
+    tree_put(root, "proc/self/cgroup", "4:cpu,cpuacct:/x\n3:cpuset:/\n0::/a/b/c\n", 0);
+    tree_put(root, "sys/fs/cgroup/cpu/x/cpu.cfs_quota_us", "-1\n", 0);
+    tree_put(root, "sys/fs/cgroup/cpu/x/cpu.cfs_period_us", "100000\n", 0);
+    expect_quota(root, 0);
+    tree_put(root, "sys/fs/cgroup/cpu/cpu.cfs_quota_us", "200000\n", 0);
+    tree_put(root, "sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n", 0);
+    tree_put(root, "sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_quota_us", "50000\n", 0);
+    tree_put(root, "sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_period_us", "100000\n", 0);
+    expect_quota(root, 2);
+    /* A quota without its period says nothing. */
+    tree_put(root, "sys/fs/cgroup/cpu/x/cpu.cfs_quota_us", "10000\n", 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sys/fs/cgroup/cpu/x/cpu.cfs_period_us", root);
+    assert_int_equal(unlink(path), 0);
+    expect_quota(root, 2);
+
+    /* Files that are not quotas: an error naming the file, also for the live load. */
+    static const struct {
+        const char *line, *rel, *text;
+    } bad[] = {
+        {"0::/a\n", "sys/fs/cgroup/a/cpu.max", "lots\n"},
+        {"0::/a\n", "sys/fs/cgroup/a/cpu.max", "0 100000\n"},
+        {"0::/a\n", "sys/fs/cgroup/a/cpu.max", "100000\n"},
+        {"0::/a\n", "sys/fs/cgroup/a/cpu.max", "100000 0\n"},
+        {"0::/a\n", "sys/fs/cgroup/a/cpu.max", "-5 100000\n"},
+        {"4:cpu:/y\n", "sys/fs/cgroup/cpu/y/cpu.cfs_quota_us", "0\n"},
+        {"4:cpu:/y\n", "sys/fs/cgroup/cpu/y/cpu.cfs_quota_us", "a while\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tree_put(root, "proc/self/cgroup", bad[i].line, 0);
+        tree_put(root, bad[i].rel, bad[i].text, 0);
+        double quota = -1;
+        char *why = NULL;
+        assert_int_equal(pf__sysfs_cgroup_quota(root, &quota, &why), -EINVAL);
+        assert_non_null(why);
+        if (!strstr(why, bad[i].rel) || !strstr(why, "is not a CPU quota"))
+            fail_msg("%s '%s': %s", bad[i].rel, bad[i].text, why);
+        free(why);
+        why = NULL;
+        pf_topology *t = NULL;
+        assert_int_equal(pf__topology_load_sysfs("t", root, true, &t, &why), -EINVAL);
+        assert_null(t);
+        assert_non_null(strstr(why, bad[i].rel));
+        free(why);
+        tree_put(root, bad[i].rel, "max 100000\n", 0);
+        if (strstr(bad[i].rel, "cfs"))
+            tree_put(root, bad[i].rel, "-1\n", 0);
+    }
+    tree_put(root, "sys/fs/cgroup/cpu/y/cpu.cfs_quota_us", "100000\n", 0);
+    tree_put(root, "sys/fs/cgroup/cpu/y/cpu.cfs_period_us", "none\n", 0);
+    char *why = NULL;
+    double quota = -1;
+    assert_int_equal(pf__sysfs_cgroup_quota(root, &quota, &why), -EINVAL);
+    assert_non_null(strstr(why, "cpu.cfs_period_us"));
+    free(why);
+
+    /* Loaded as if live: the topology carries the quota (1.25 in /y, below 2 at the root). */
+    tree_put(root, "sys/fs/cgroup/cpu/y/cpu.cfs_period_us", "80000\n", 0);
+    pf_topology *t = NULL;
+    assert_int_equal(pf__topology_load_sysfs("t", root, true, &t, NULL), 0);
+    assert_true(pf_topology_cpu_quota(t) == 1.25);
+    pf_topology_free(t);
+    tree_remove(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -870,6 +987,7 @@ int main(void)
         cmocka_unit_test(test_fifo),
         cmocka_unit_test(test_missing),
         cmocka_unit_test(test_cgroup_malformed),
+        cmocka_unit_test(test_cgroup_quota),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
