@@ -223,11 +223,41 @@ const char *pf_library_package(pf_library lib);
  * cache (/etc/ld.so.cache).  Versioned sonames count.  CONDA_PREFIX,
  * VIRTUAL_ENV and HOME are read from envp (NULL-terminated "NAME=value"
  * strings; NULL means the process's environment).  With `system` false only
- * those three environment directories are searched (for tests).
+ * those three environment directories are searched (for tests).  A file
+ * that exists but fails pf_library_check() is passed over and the search
+ * goes on (pf_library_search() says which were).
  * On success *path (free()) is the file's absolute path.
  * Returns 0, -ENOENT (not found), -EINVAL, -ENOMEM.
  */
 int pf_library_find(pf_library lib, char *const *envp, bool system, char **path);
+
+/*
+ * pf_library_find(), saying what it passed over: when `skipped` is not
+ * NULL, one line per file that exists but failed pf_library_check()
+ * ("<path> is writable by everyone (mode 0666): not preloaded") is appended
+ * to *skipped, a NULL-terminated array that starts as NULL and grows over
+ * several calls (a line already there is not added again); free it with
+ * pf_strv_free().  Returns as pf_library_find().
+ */
+int pf_library_search(pf_library lib, char *const *envp, bool system, char **path, char ***skipped);
+
+/*
+ * May `path` be preloaded into the instances, which may run as root
+ * (docs/libraries.md, "What is preloaded")?  It must be a regular file
+ * (symbolic links followed) holding an ELF shared object (ET_DYN) of this
+ * process's class, byte order and machine; neither it nor its directory
+ * (that of the name and, through a link, that of the file) may be writable
+ * by others than its owner and root, a directory with the sticky bit
+ * excepted when the entry belongs to root or to the directory's owner.
+ * Group write counts as the owner's when the group is the owner's private
+ * group (named as the owner, no other member).  Only the header is read:
+ * nothing of the library runs.  Returns 0; -ENOENT (no such file, a
+ * dangling link), -ENOEXEC (not a regular file, not an ELF shared object
+ * for this process), -EPERM (writable by others), another negative errno
+ * (it cannot be read), -EINVAL (no path).  *why (malloc'd, when why is not
+ * NULL) is one line that starts with the path and says why.
+ */
+int pf_library_check(const char *path, char **why);
 
 /* ------------------------------------------------------------------------ */
 /* The environment of each instance (docs/environment.md).  Pure.           */
@@ -258,7 +288,13 @@ typedef struct pf_env_options {
     /* Does this LD_PRELOAD entry exist?  NULL: access(path, F_OK).  Tests
        pass their own so that the computation stays a function of its inputs. */
     bool (*file_exists)(const char *path, void *ctx);
-    void *ctx;
+    /* May this library of `libraries` be preloaded?  0, or a negative code
+       with *why (malloc'd; may stay NULL) saying why not: the library is
+       then not used, with a warning.  NULL: pf_library_check().  Tests pass
+       their own.  The environment's own LD_PRELOAD entries are not asked
+       about (docs/environment.md). */
+    int (*library_check)(const char *path, void *ctx, char **why);
+    void *ctx; /* passed to file_exists and library_check */
 } pf_env_options;
 
 /* Set all fields to their defaults (auto, auto, CPU binding on). */
@@ -285,10 +321,11 @@ typedef struct pf_launch_env {
 
 /*
  * Compute each instance's environment from the plan, the options, the
- * libraries found and the current environment.  An existing non-empty value
- * wins over the launcher's (one warning names them all).  LD_PRELOAD: the
- * existing entries that exist, then the allocator, then the OpenMP runtime,
- * never the same library (or two of one kind) twice.
+ * libraries found and the current environment.  A library found that fails
+ * opts->library_check is not used (one warning each).  An existing non-empty
+ * value wins over the launcher's (one warning names them all).  LD_PRELOAD:
+ * the existing entries that exist, then the allocator, then the OpenMP
+ * runtime, never the same library (or two of one kind) twice.
  * Returns 0, -EINVAL or -ENOMEM.  Free *out with pf_launch_env_free().
  */
 int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_options *opts,

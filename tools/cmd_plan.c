@@ -18,6 +18,52 @@ static bool is_common(const pf_launch_env *env, const pf_env_var *v)
     return false;
 }
 
+/* The digits of a non-negative number, for column widths. */
+static int digits(long long n)
+{
+    int d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return d;
+}
+
+/*
+ * One row per instance, its CPU list last: the other columns are as wide as
+ * their longest value, so they stay aligned however long a CPU list is
+ * (0-27,56-83 on a 2x28 machine with SMT, every other CPU when siblings are
+ * numbered next to each other), and a row stays one line for grep and awk.
+ */
+static void print_instances(const pf_plan *plan)
+{
+    size_t n = plan->ninstances;
+    char **nodes = calloc(n ? n : 1, sizeof *nodes);
+    char **cpus = calloc(n ? n : 1, sizeof *cpus);
+    int wi = (int)strlen("instance"), wn = (int)strlen("nodes"), wt = (int)strlen("threads");
+    for (size_t i = 0; nodes && cpus && i < n; i++) {
+        const pf_instance *in = &plan->instances[i];
+        pf_cpulist_format(in->nodes, in->nnodes, &nodes[i]);
+        pf_cpulist_format(in->cpus, in->ncpus, &cpus[i]);
+        int len = nodes[i] ? (int)strlen(nodes[i]) : 1;
+        wn = len > wn ? len : wn;
+        wi = digits(in->index) > wi ? digits(in->index) : wi;
+        wt = digits(in->threads) > wt ? digits(in->threads) : wt;
+    }
+    printf("%-*s  %-*s  %-*s  %s\n", wi, "instance", wn, "nodes", wt, "threads", "CPUs");
+    for (size_t i = 0; i < n; i++) {
+        const pf_instance *in = &plan->instances[i];
+        const char *nl = nodes && nodes[i] ? nodes[i] : "?", *cl = cpus && cpus[i] ? cpus[i] : "?";
+        printf("%-*d  %-*s  %-*d  %s\n", wi, in->index, wn, nl, wt, in->threads, cl);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(nodes ? nodes[i] : NULL);
+        free(cpus ? cpus[i] : NULL);
+    }
+    free(nodes);
+    free(cpus);
+}
+
 static void print_table(const pf_launch_spec *spec)
 {
     const pf_topology *t = spec->topo;
@@ -31,19 +77,11 @@ static void print_table(const pf_launch_spec *spec)
            tool_plural(pf_topology_ncores(t), "core", "cores"), pf_topology_nsockets(t),
            tool_plural(pf_topology_nsockets(t), "socket", "sockets"), nnodes,
            tool_plural(nnodes, "node", "nodes"));
-    printf("%-9s %-24s %-8s %s\n", "instance", "CPUs", "nodes", "threads");
-    for (size_t i = 0; i < plan->ninstances; i++) {
-        const pf_instance *in = &plan->instances[i];
-        char *cpus = NULL, *nodes = NULL;
-        pf_cpulist_format(in->cpus, in->ncpus, &cpus);
-        pf_cpulist_format(in->nodes, in->nnodes, &nodes);
-        printf("%-9d %-24s %-8s %d\n", in->index, cpus ? cpus : "?", nodes ? nodes : "?",
-               in->threads);
-        free(cpus);
-        free(nodes);
-    }
+    print_instances(plan);
     if (env->npreload > 0) {
-        fputs("preload:", stdout);
+        /* The libraries are searched for here, whatever the topology: say so
+           when the plan is for another machine. */
+        fputs(pf_topology_is_live(t) ? "preload:" : "preload (this machine's libraries):", stdout);
         for (size_t i = 0; i < env->npreload; i++)
             printf(" %s", env->preload[i]);
         fputc('\n', stdout);

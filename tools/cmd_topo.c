@@ -137,7 +137,12 @@ static void print_layout(const pf_topology *t, const topo_view *v)
     fputs(llc_known ? "\n" : "last-level caches: unknown\n", stdout);
 }
 
-/* Features and libraries are this machine's: shown only for the live topology. */
+/*
+ * Features and libraries of the described machine are known for the live
+ * one only.  For another source the libraries of this machine (the one
+ * pinfer runs on) are shown all the same, labelled as such: `plan` preloads
+ * them whatever the topology, and the text must not suggest otherwise.
+ */
 static void print_this_machine(const pf_topology *t)
 {
     bool live = pf_topology_is_live(t);
@@ -154,17 +159,24 @@ static void print_this_machine(const pf_topology *t)
         fputs(" none of avx2, avx512, amx", stdout);
     fputc('\n', stdout);
     if (!live)
-        fputs("libraries:  not searched (not the live machine)\n", stdout);
-    for (int lib = 0; live && lib < PF_LIBRARY_COUNT; lib++) {
+        fputs("libraries:  unknown for that machine; this machine's, which plan preloads "
+              "whatever the topology:\n",
+              stdout);
+    char **skipped = NULL;
+    for (int lib = 0; lib < PF_LIBRARY_COUNT; lib++) {
         char *path = NULL;
         printf("%-11s %s",
                lib == PF_LIBRARY_IOMP ? "openmp:" : "allocator:", pf_library_name((pf_library)lib));
-        if (pf_library_find((pf_library)lib, NULL, true, &path) == 0)
+        if (pf_library_search((pf_library)lib, NULL, true, &path, &skipped) == 0)
             printf(" %s\n", path);
         else
             printf(" not found (apt-get install %s)\n", pf_library_package((pf_library)lib));
         free(path);
     }
+    fflush(stdout);
+    for (size_t i = 0; skipped && skipped[i]; i++)
+        pf_log_stderr(NULL, PF_LOG_WARNING, skipped[i]);
+    pf_strv_free(skipped);
 }
 
 static int print_human(const pf_topology *t)

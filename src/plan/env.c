@@ -2,9 +2,11 @@
  * env.c - the environment of each instance (docs/environment.md).
  *
  * A pure function of the plan, the options, the libraries found and the
- * current environment (the only question it asks outside is whether an
- * LD_PRELOAD entry exists, through a callback tests replace).  The steps:
- *   1. choose the allocator and the OpenMP runtime from what was found;
+ * current environment (the only questions it asks outside are whether an
+ * LD_PRELOAD entry exists and whether a library found may be preloaded,
+ * through callbacks tests replace).  The steps:
+ *   0. keep the libraries found that may be preloaded (pf_library_check);
+ *   1. choose the allocator and the OpenMP runtime from those;
  *   2. merge LD_PRELOAD: existing entries that exist, then the allocator,
  *      then the OpenMP runtime, never the same library or two of one kind;
  *   3. per instance: OMP_NUM_THREADS, the runtime's placement variables,
@@ -60,6 +62,12 @@ static bool default_exists(const char *path, void *ctx)
     return access(path, F_OK) == 0;
 }
 
+static int default_library_check(const char *path, void *ctx, char **why)
+{
+    (void)ctx;
+    return pf_library_check(path, why);
+}
+
 /* The variables pinfer sets besides LD_PRELOAD: at most this many can be kept. */
 #define MAX_KEPT 8
 
@@ -67,7 +75,8 @@ typedef struct builder {
     pf_launch_env *env;
     const pf_env_options *opts;
     int rc;
-    const char *kept[MAX_KEPT]; /* names whose existing value won over a different one */
+    const char *lib[PF_LIBRARY_COUNT]; /* the libraries found that may be preloaded */
+    const char *kept[MAX_KEPT];        /* names whose existing value won over a different one */
     size_t nkept;
     /* The same for every instance, computed once before them: */
     char *preload_line; /* LD_PRELOAD's value, or NULL when it is not set */
@@ -176,10 +185,33 @@ static const char *preload_ours(builder *b, lib_kind kind, const char *ours)
     return ours;
 }
 
+/*
+ * Step 0: a library found is used only if it may be preloaded (a regular
+ * ELF shared object nobody else may replace: pf_library_check); one that
+ * may not is left out, with a warning, as if it had not been found.
+ */
+static void check_libraries(builder *b)
+{
+    int (*check)(const char *, void *, char **) =
+        b->opts->library_check ? b->opts->library_check : default_library_check;
+    for (int lib = 0; lib < PF_LIBRARY_COUNT && !b->rc; lib++) {
+        const char *path = b->opts->libraries[lib];
+        char *why = NULL;
+        b->lib[lib] = NULL;
+        if (!path)
+            continue;
+        if (check(path, b->opts->ctx, &why) == 0)
+            b->lib[lib] = path;
+        else
+            warn(b, "%s: not preloaded", why ? why : path);
+        free(why);
+    }
+}
+
 static pf_allocator choose_allocator(builder *b)
 {
     const pf_env_options *o = b->opts;
-    const char *tc = o->libraries[PF_LIBRARY_TCMALLOC], *je = o->libraries[PF_LIBRARY_JEMALLOC];
+    const char *tc = b->lib[PF_LIBRARY_TCMALLOC], *je = b->lib[PF_LIBRARY_JEMALLOC];
     switch (o->allocator) {
     case PF_ALLOCATOR_AUTO:
         return tc ? PF_ALLOCATOR_TCMALLOC : je ? PF_ALLOCATOR_JEMALLOC : PF_ALLOCATOR_DEFAULT;
@@ -187,7 +219,7 @@ static pf_allocator choose_allocator(builder *b)
     case PF_ALLOCATOR_JEMALLOC: {
         pf_library lib =
             o->allocator == PF_ALLOCATOR_TCMALLOC ? PF_LIBRARY_TCMALLOC : PF_LIBRARY_JEMALLOC;
-        if (o->libraries[lib])
+        if (b->lib[lib])
             return o->allocator;
         warn(b, "%s was asked for but not found (apt-get install %s): using the default allocator",
              pf_library_name(lib), pf_library_package(lib));
@@ -199,7 +231,7 @@ static pf_allocator choose_allocator(builder *b)
 
 static pf_omp_runtime choose_omp(builder *b)
 {
-    const char *iomp = b->opts->libraries[PF_LIBRARY_IOMP];
+    const char *iomp = b->lib[PF_LIBRARY_IOMP];
     switch (b->opts->omp) {
     case PF_OMP_AUTO: return iomp ? PF_OMP_INTEL : PF_OMP_DEFAULT;
     case PF_OMP_INTEL:
@@ -406,13 +438,14 @@ int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_op
         pf_launch_env_free(env);
         return pf__fail(why, -ENOMEM, "out of memory");
     }
+    check_libraries(&b);
     env->allocator = choose_allocator(&b);
     env->omp = choose_omp(&b);
     merge_existing_preload(&b);
     if (env->allocator != PF_ALLOCATOR_DEFAULT && !b.rc) {
         pf_library lib =
             env->allocator == PF_ALLOCATOR_TCMALLOC ? PF_LIBRARY_TCMALLOC : PF_LIBRARY_JEMALLOC;
-        const char *used = preload_ours(&b, KIND_ALLOCATOR, opts->libraries[lib]);
+        const char *used = preload_ours(&b, KIND_ALLOCATOR, b.lib[lib]);
         /* Theirs wins; MALLOC_CONF follows what is really preloaded. */
         if (used && strncmp(base_name(used), "libjemalloc", 11) == 0)
             env->allocator = PF_ALLOCATOR_JEMALLOC;
@@ -420,7 +453,7 @@ int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_op
             env->allocator = PF_ALLOCATOR_TCMALLOC;
     }
     if (env->omp == PF_OMP_INTEL && !b.rc) {
-        const char *used = preload_ours(&b, KIND_OPENMP, opts->libraries[PF_LIBRARY_IOMP]);
+        const char *used = preload_ours(&b, KIND_OPENMP, b.lib[PF_LIBRARY_IOMP]);
         if (used && strncmp(base_name(used), "libgomp.", 8) == 0)
             env->omp = PF_OMP_DEFAULT;
     }

@@ -68,6 +68,22 @@ static int oom(planner *p)
     return pf__fail(p->why, -ENOMEM, "out of memory");
 }
 
+/*
+ * What the messages count, agreeing with n: physical cores when the SMT
+ * siblings were left out (no --use-logical-cores, or a preset) and no
+ * explicit --core-list named the CPUs, else CPUs (hardware threads).
+ * "needs 112 CPUs" would read as more than a 112-CPU machine has when what
+ * ran out was its 56 cores.
+ */
+static const char *unit(const planner *p, size_t n)
+{
+    const pf_plan_options *o = p->opts;
+    bool cores = !o->core_list && (!o->use_logical_cores || o->latency_mode || p->throughput);
+    if (cores)
+        return n == 1 ? "core" : "cores";
+    return n == 1 ? "CPU" : "CPUs";
+}
+
 void pf_plan_options_init(pf_plan_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -355,17 +371,17 @@ static int plan_slices(planner *p)
                 largest = p->groups[g].len;
         rc = p->opts->latency_mode
                  ? pf__fail(p->why, -EINVAL,
-                            "--latency-mode needs 4 cores per instance, and only %zu %s", largest,
-                            p->bind ? "are in any one NUMA node" : "are available")
-                 : pf__fail(p->why, -EINVAL,
-                            "--ncores-per-instance %d is more than the %zu CPU%s available%s",
-                            p->nc, largest, largest == 1 ? "" : "s",
-                            p->bind ? " in any one NUMA node" : "");
+                            "--latency-mode needs 4 %s per instance; only %zu %s %s %s", unit(p, 4),
+                            largest, unit(p, largest), largest == 1 ? "is" : "are",
+                            p->bind ? "in any one NUMA node" : "available")
+                 : pf__fail(p->why, -EINVAL, "--ncores-per-instance %d is more than the %zu %s %s",
+                            p->nc, largest, unit(p, largest),
+                            p->bind ? "in any one NUMA node" : "available");
     } else if (p->ni > 0 && (size_t)p->ni > total) {
         rc = pf__fail(p->why, -EINVAL,
-                      "--ninstances %d with --ncores-per-instance %d needs %zu CPUs; %zu "
-                      "instances fit",
-                      p->ni, p->nc, (size_t)p->ni * nc, total);
+                      "--ninstances %d with --ncores-per-instance %d needs %zu %s; %zu %s", p->ni,
+                      p->nc, (size_t)p->ni * nc, unit(p, (size_t)p->ni * nc), total,
+                      total == 1 ? "instance fits" : "instances fit");
     }
     if (rc < 0) {
         free(slices);
@@ -404,8 +420,8 @@ static int split_run(planner *p, size_t start, size_t n, size_t k)
 {
     size_t size = n / k, extra = p->remainder ? n % k : 0;
     if (size == 0)
-        return pf__fail(p->why, -EINVAL,
-                        "%zu instances cannot share %zu CPUs%s: an instance would be empty", k, n,
+        return pf__fail(p->why, -EINVAL, "%zu %s cannot share %zu %s%s: an instance would be empty",
+                        k, k == 1 ? "instance" : "instances", n, unit(p, n),
                         p->bind ? " of one NUMA node" : "");
     for (size_t i = 0; i < k; i++) {
         size_t len = size + (i < extra);
@@ -461,8 +477,8 @@ static int plan_split(planner *p)
 {
     size_t ni = (size_t)p->ni;
     if (ni > p->ncand)
-        return pf__fail(p->why, -EINVAL, "--ninstances %zu is more than the %zu CPU%s available",
-                        ni, p->ncand, p->ncand == 1 ? "" : "s");
+        return pf__fail(p->why, -EINVAL, "--ninstances %zu is more than the %zu %s available", ni,
+                        p->ncand, unit(p, p->ncand));
     if (!p->bind)
         return split_run(p, 0, p->ncand, ni);
     size_t *n = calloc(p->ngroups, sizeof *n);
@@ -552,6 +568,28 @@ static int make_instance(planner *p, pf_instance *inst, int index, size_t start,
     return 0;
 }
 
+/*
+ * A request that failed for want of CPUs while SMT siblings were left out
+ * only because --use-logical-cores was not given: if planning again with it
+ * succeeds, say so after the error.  (Presets drop siblings whatever the
+ * option says, and an explicit --core-list is never filtered: no hint then.)
+ */
+static void hint_logical_cores(const pf_topology *topo, const pf_plan_options *opts, char **why)
+{
+    pf_plan_options with = *opts;
+    with.use_logical_cores = true;
+    pf_plan *plan = NULL;
+    if (pf_plan_instances(topo, &with, &plan, NULL) < 0)
+        return;
+    pf_plan_free(plan);
+    char *longer = pf__strdupf(
+        "%s; --use-logical-cores would make it fit (it adds the cores' SMT siblings)", *why);
+    if (longer) {
+        free(*why);
+        *why = longer;
+    }
+}
+
 /* Steps 3 and 4: presets and unset values. */
 static int resolve_counts(planner *p, bool *drop_siblings)
 {
@@ -632,9 +670,9 @@ int pf_plan_instances(const pf_topology *topo, const pf_plan_options *opts, pf_p
         part *pt = &p.parts[chosen[i]];
         if (pt->len / world == 0)
             rc = pf__fail(why, -EINVAL,
-                          "instance %zu has %zu CPUs, too few to share among LOCAL_WORLD_SIZE %zu "
+                          "instance %zu has %zu %s, too few to share among LOCAL_WORLD_SIZE %zu "
                           "processes",
-                          chosen[i], pt->len, world);
+                          chosen[i], pt->len, unit(&p, pt->len), world);
     }
     if (rc == 0) {
         plan = calloc(1, sizeof *plan);
@@ -671,6 +709,9 @@ int pf_plan_instances(const pf_topology *topo, const pf_plan_options *opts, pf_p
     free(p.groups);
     free(p.parts);
     free(chosen);
+    if (rc == -EINVAL && why && *why && !opts->use_logical_cores && !opts->core_list &&
+        !opts->latency_mode && !p.throughput)
+        hint_logical_cores(topo, opts, why);
     return rc;
 }
 

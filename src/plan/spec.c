@@ -61,8 +61,9 @@ void pf_launch_spec_free(pf_launch_spec *spec)
  * The libraries the options may preload, and only those (a launcher does
  * this at every start): tcmalloc for auto and tcmalloc, jemalloc when asked
  * or when auto found no tcmalloc, Intel's OpenMP unless the default is asked.
+ * Files passed over as unfit to preload are named in *skipped.
  */
-static void find_libraries(const pf_launch_request *r, char **found)
+static int find_libraries(const pf_launch_request *r, char **found, char ***skipped)
 {
     bool want[PF_LIBRARY_COUNT] = {
         [PF_LIBRARY_TCMALLOC] =
@@ -74,10 +75,15 @@ static void find_libraries(const pf_launch_request *r, char **found)
         found[lib] = NULL;
         bool fallback = lib == PF_LIBRARY_JEMALLOC && r->allocator == PF_ALLOCATOR_AUTO &&
                         !found[PF_LIBRARY_TCMALLOC];
-        if ((want[lib] || fallback) &&
-            pf_library_find((pf_library)lib, r->environ, true, &found[lib]) < 0)
+        if (!want[lib] && !fallback)
+            continue;
+        int rc = pf_library_search((pf_library)lib, r->environ, true, &found[lib], skipped);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0)
             found[lib] = NULL;
     }
+    return 0;
 }
 
 static int add_strings(char **dst, size_t *n, char *const *src, size_t count)
@@ -88,13 +94,15 @@ static int add_strings(char **dst, size_t *n, char *const *src, size_t count)
     return 0;
 }
 
-/* The request's warnings, then the plan's, then the environment's. */
-static int collect_warnings(const pf_launch_request *r, pf_launch_spec *spec)
+/* The request's warnings, then the plan's, the library search's, the environment's. */
+static int collect_warnings(const pf_launch_request *r, pf_launch_spec *spec, char **skipped)
 {
-    size_t nreq = 0;
+    size_t nreq = 0, nskipped = 0;
     while (r->warnings && r->warnings[nreq])
         nreq++;
-    size_t total = nreq + spec->plan->nwarnings + spec->env->nwarnings;
+    while (skipped && skipped[nskipped])
+        nskipped++;
+    size_t total = nreq + spec->plan->nwarnings + nskipped + spec->env->nwarnings;
     spec->warnings = calloc(total + 1, sizeof *spec->warnings);
     if (!spec->warnings)
         return -ENOMEM;
@@ -102,6 +110,8 @@ static int collect_warnings(const pf_launch_request *r, pf_launch_spec *spec)
     int rc = add_strings(spec->warnings, &n, (char *const *)r->warnings, nreq);
     if (rc == 0)
         rc = add_strings(spec->warnings, &n, spec->plan->warnings, spec->plan->nwarnings);
+    if (rc == 0)
+        rc = add_strings(spec->warnings, &n, skipped, nskipped);
     if (rc == 0)
         rc = add_strings(spec->warnings, &n, spec->env->warnings, spec->env->nwarnings);
     spec->nwarnings = n;
@@ -197,11 +207,13 @@ int pf_launch_spec_create(const pf_launch_request *r, pf_launch_spec **out, char
     pf_launch_spec *spec = &o->spec;
     spec->bind_cpus = !(r->disable_numactl && r->disable_taskset);
     spec->bind_memory = !r->disable_numactl;
+    char **skipped = NULL;
     int rc = load_topology(r, spec, &o->topo, why);
     if (rc == 0)
         rc = pf_plan_instances(spec->topo, &r->plan, &spec->plan, why);
+    if (rc == 0 && (rc = find_libraries(r, spec->libraries, &skipped)) < 0)
+        rc = pf__fail(why, rc, "out of memory");
     if (rc == 0) {
-        find_libraries(r, spec->libraries);
         pf_env_options eo;
         pf_env_options_init(&eo);
         eo.allocator = r->allocator;
@@ -212,9 +224,10 @@ int pf_launch_spec_create(const pf_launch_request *r, pf_launch_spec **out, char
             eo.libraries[lib] = spec->libraries[lib];
         rc = pf_env_compute(spec->plan, spec->topo, &eo, &spec->env, why);
     }
-    if (rc == 0 && ((rc = collect_warnings(r, spec)) < 0 || (rc = build_command(r, spec)) < 0 ||
-                    (rc = build_instances(r, spec)) < 0))
+    if (rc == 0 && ((rc = collect_warnings(r, spec, skipped)) < 0 ||
+                    (rc = build_command(r, spec)) < 0 || (rc = build_instances(r, spec)) < 0))
         rc = pf__fail(why, rc, "out of memory");
+    pf_strv_free(skipped);
     if (rc < 0) {
         pf_launch_spec_free(spec);
         return rc;

@@ -23,6 +23,9 @@
 
 #define MAX_COLUMNS 64
 
+/* The two commands whose output this reads, for the messages. */
+#define LSCPU_COMMANDS "`lscpu --parse=CPU,Core,Socket,Node` or `lscpu -e`"
+
 enum column {
     COL_OTHER,
     COL_CPU,
@@ -156,7 +159,7 @@ static int set_header(parser *p, const field *f, size_t n)
     if (!seen_cpu || !seen_core || !seen_socket)
         return pf__fail(p->why, -EINVAL,
                         "%s:%d: not lscpu output: the header must name the CPU, CORE and "
-                        "SOCKET columns",
+                        "SOCKET columns (as the output of " LSCPU_COMMANDS " does)",
                         p->name, p->line);
     return 0;
 }
@@ -292,6 +295,19 @@ static int parse_row(parser *p, const field *f, size_t n)
 }
 
 /*
+ * A line of plain `lscpu`'s summary ("Architecture:   x86_64", in any
+ * language): its first word ends with ':'.  No header of the two formats
+ * does (the table's cache column is "L1d:L1i:L2:L3", colons inside).
+ */
+static bool is_summary_line(const char *s, size_t len)
+{
+    size_t word = 0;
+    while (word < len && s[word] != ' ' && s[word] != '\t')
+        word++;
+    return word > 1 && s[word - 1] == ':';
+}
+
+/*
  * A CSV comment line that names columns ("# CPU,Core,Socket,Node", in any
  * order): one of its comma-separated fields is exactly "CPU".  Whether it
  * names the columns needed is for set_header to say.
@@ -339,6 +355,13 @@ int pf__topology_parse_lscpu(const char *name, const char *text, size_t len, pf_
             }
             continue;
         }
+        if (format == 0 && is_summary_line(s + lead, n - lead)) {
+            rc = pf__fail(why, -EINVAL,
+                          "%s:%d: this is plain lscpu's summary, which does not say which core "
+                          "each CPU is on: give the output of " LSCPU_COMMANDS,
+                          name, p.line);
+            break;
+        }
         if (format == 0) {
             bool too_many;
             size_t k;
@@ -385,7 +408,9 @@ int pf__topology_parse_lscpu(const char *name, const char *text, size_t len, pf_
             rc = parse_row(&p, fields, k);
     }
     if (rc == 0 && format == 0)
-        rc = pf__fail(why, -EINVAL, "%s: not lscpu output: no CPU rows", name);
+        rc = pf__fail(
+            why, -EINVAL,
+            "%s: not lscpu output: no CPU rows (expected the output of " LSCPU_COMMANDS ")", name);
     if (rc == 0)
         rc = pf__topology_build(name, false, p.rows, p.nrows, out, why);
     free(p.rows);

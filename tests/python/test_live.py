@@ -80,7 +80,7 @@ def test_taskset_refuses_cpus_outside_the_mask(pinfer, taskset):
     assert "not usable by this process" in json.loads(out)["error"]
     assert err.startswith("pinfer: error: ")
     rc, out, err = run([taskset, "-c", str(cpus[0]), pinfer, "plan", "--ninstances", "2"])
-    assert rc == 2 and "more than the 1 CPU available" in err
+    assert rc == 2 and "more than the 1 core available" in err
 
 
 def test_topo_human_lists_libraries(pinfer):

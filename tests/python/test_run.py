@@ -749,7 +749,7 @@ def test_script_without_interpreter_line_runs_with_sh(run, tmp_path):
     (["--json"], "unknown option '--json'"),
     (["--ninstances", "0"], "--ninstances must be positive"),
     (["--ninstances", "two"], "'two' is not an integer"),
-    (["--ninstances", str(NCPUS + 1)], "more than the %d CPU" % NCPUS),
+    (["--ninstances", str(NCPUS + 1)], "more than the %d core" % NCPUS),
     (["--core-list", "3-0"], "runs backwards"),
     (["--core-list", "a"], "not an id"),
     (["--core-list", str(MISSING)], "CPU %d does not exist" % MISSING),

@@ -13,9 +13,12 @@
  *   warnings  the expected warnings, each a substring of one warning, in
  *             order, separated by '|'; their number must match exactly.
  * Options: alloc=auto|default|tcmalloc|jemalloc omp=auto|default|intel
- * nobind, and which libraries were found: tc je iomp (none: "-").
+ * nobind, and which libraries were found: tc je iomp (none: "-"), or found
+ * but unfit to preload: tcbad jebad iompbad.
  * A file "exists" when its path starts with '/' and holds neither "gone"
- * nor '$' (entries the loader resolves itself must not be asked about).
+ * nor '$' (entries the loader resolves itself must not be asked about); a
+ * library may be preloaded unless its path holds "bad" (the check's
+ * callback, in place of pf_library_check's file tests).
  */
 #include "pf_test.h"
 
@@ -23,6 +26,10 @@
 #define TC "/L/libtcmalloc.so.4"
 #define JE "/L/libjemalloc.so.2"
 #define IOMP "/L/libiomp5.so"
+#define TC_BAD "/bad/libtcmalloc.so"
+#define JE_BAD "/bad/libjemalloc.so"
+#define IOMP_BAD "/bad/libiomp5.so"
+#define UNFIT " is writable by everyone (mode 0666): not preloaded"
 #define COMPACT "KMP_AFFINITY=granularity=fine,compact,1,0"
 #define INTEL_ALL_TC "LD_PRELOAD=" TC ":" IOMP
 #define JE_CONF "MALLOC_CONF=oversize_threshold:1,background_thread:true,metadata_thp:auto"
@@ -205,6 +212,25 @@ static const env_case CASES[] = {
      "LD_PRELOAD entry /gone/a.so does not exist"},
     /* names without a slash are searched by the loader, $LIB is expanded by it:
        neither can be checked here, both are kept */
+    /* a library found but unfit to preload (pf_library_check): left out with a
+       warning, as if not found; auto falls back to the next allocator */
+    {T, "", "tcbad je iomp", "",
+     "LD_PRELOAD=" JE ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT " " JE_CONF,
+     "LD_PRELOAD=" JE ":" IOMP " OMP_NUM_THREADS=2 KMP_BLOCKTIME=1 " COMPACT " " JE_CONF,
+     JE ":" IOMP, "jemalloc/intel", TC_BAD UNFIT},
+    {T, "", "tc iompbad", "",
+     "LD_PRELOAD=" TC " OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads",
+     "LD_PRELOAD=" TC " OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads", TC,
+     "tcmalloc/default", IOMP_BAD UNFIT},
+    {T, "", "alloc=jemalloc omp=intel tc jebad iompbad", "",
+     "OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads",
+     "OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads", "", "default/default",
+     JE_BAD UNFIT "|" IOMP_BAD UNFIT "|jemalloc was asked for|Intel OpenMP was asked for"},
+    /* the environment's own LD_PRELOAD entries are the user's choice: not checked */
+    {T, "", "omp=default tc", "LD_PRELOAD=/bad/libmine.so",
+     "LD_PRELOAD=/bad/libmine.so:" TC " OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads",
+     "LD_PRELOAD=/bad/libmine.so:" TC " OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads",
+     "/bad/libmine.so:" TC, "tcmalloc/default", ""},
     {T, "", "omp=default tc", "LD_PRELOAD=libfoo.so.1 /usr/$LIB/libbar.so",
      "LD_PRELOAD=libfoo.so.1:/usr/$LIB/libbar.so:" TC
      " OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=threads",
@@ -223,12 +249,24 @@ static bool exists_unless_gone(const char *path, void *ctx)
     return path[0] == '/' && !strstr(path, "gone") && !strchr(path, '$');
 }
 
+static int fit_unless_bad(const char *path, void *ctx, char **why)
+{
+    (void)ctx;
+    if (!strstr(path, "bad"))
+        return 0;
+    *why = malloc(strlen(path) + 64);
+    assert_non_null(*why);
+    snprintf(*why, strlen(path) + 64, "%s is writable by everyone (mode 0666)", path);
+    return -EPERM;
+}
+
 static void env_options_of(const char *text, pf_env_options *o)
 {
     static const char *const allocators[] = {"auto", "default", "tcmalloc", "jemalloc", NULL};
     static const char *const omps[] = {"auto", "default", "intel", NULL};
     pf_env_options_init(o);
     o->file_exists = exists_unless_gone;
+    o->library_check = fit_unless_bad;
     char buf[256];
     snprintf(buf, sizeof buf, "%s", text);
     for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok;
@@ -249,6 +287,12 @@ static void env_options_of(const char *text, pf_env_options *o)
             o->libraries[PF_LIBRARY_JEMALLOC] = JE;
         } else if (!strcmp(tok, "iomp")) {
             o->libraries[PF_LIBRARY_IOMP] = IOMP;
+        } else if (!strcmp(tok, "tcbad")) {
+            o->libraries[PF_LIBRARY_TCMALLOC] = TC_BAD;
+        } else if (!strcmp(tok, "jebad")) {
+            o->libraries[PF_LIBRARY_JEMALLOC] = JE_BAD;
+        } else if (!strcmp(tok, "iompbad")) {
+            o->libraries[PF_LIBRARY_IOMP] = IOMP_BAD;
         } else if (strcmp(tok, "-") != 0) {
             fail_msg("unknown env option '%s'", tok);
         }
@@ -429,6 +473,40 @@ static void test_file_exists_callback(void **state)
     assert_string_equal(env->preload[0], PF_SOURCE_DIR "/Makefile");
     assert_int_equal(env->nwarnings, 1);
     assert_non_null(strstr(env->warnings[0], "/nonexistent/libx.so"));
+    pf_launch_env_free(env);
+    pf_plan_free(plan);
+    pf_topology_free(t);
+}
+
+/*
+ * Without a library_check callback, pf_library_check() decides: the
+ * fixture's ELF shared object is preloaded, a text file is not (with the
+ * reason), and the environment's own LD_PRELOAD entry is not asked about.
+ */
+static void test_library_check_default(void **state)
+{
+    (void)state;
+    pf_topology *t = load_fixture(T);
+    pf_plan *plan = plan_from_text(t, "");
+    pf_env_options o;
+    env_options_of("omp=intel", &o);
+    o.library_check = NULL;
+    char tc[4096];
+    snprintf(tc, sizeof tc, "%s", fixture("libtree/lib/libtcmalloc.so.4"));
+    o.libraries[PF_LIBRARY_TCMALLOC] = tc;
+    o.libraries[PF_LIBRARY_IOMP] = PF_SOURCE_DIR "/Makefile"; /* text */
+    char *envp[] = {"LD_PRELOAD=" PF_SOURCE_DIR "/README.md", NULL};
+    o.environ = envp;
+    pf_launch_env *env = NULL;
+    assert_int_equal(pf_env_compute(plan, t, &o, &env, NULL), 0);
+    assert_int_equal(env->npreload, 2);
+    assert_string_equal(env->preload[0], PF_SOURCE_DIR "/README.md");
+    assert_string_equal(env->preload[1], tc);
+    assert_int_equal(env->omp, PF_OMP_DEFAULT);
+    assert_int_equal(env->nwarnings, 2);
+    assert_string_equal(env->warnings[0],
+                        PF_SOURCE_DIR "/Makefile is not an ELF file: not preloaded");
+    assert_non_null(strstr(env->warnings[1], "Intel OpenMP was asked for"));
     pf_launch_env_free(env);
     pf_plan_free(plan);
     pf_topology_free(t);
@@ -620,6 +698,7 @@ static void test_options_init(void **state)
     assert_true(o.cpu_binding);
     assert_null(o.environ);
     assert_null(o.file_exists);
+    assert_null(o.library_check);
     for (int lib = 0; lib < PF_LIBRARY_COUNT; lib++)
         assert_null(o.libraries[lib]);
 }
@@ -631,6 +710,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_table),
         cmocka_unit_test(test_file_exists_callback),
+        cmocka_unit_test(test_library_check_default),
         cmocka_unit_test(test_null_environ),
         cmocka_unit_test(test_apply),
         cmocka_unit_test(test_instance_index),

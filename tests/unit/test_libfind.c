@@ -1,13 +1,22 @@
 /*
  * test_libfind.c - finding tcmalloc, jemalloc and the OpenMP runtime: the
- * directory order, the names, and the loader-cache parser (on built images,
- * malformed ones and this machine's /etc/ld.so.cache).
+ * directory order, the names, what may be preloaded (pf_library_check: a
+ * table of files that are or are not fit), and the loader-cache parser (on
+ * built images, malformed ones and this machine's /etc/ld.so.cache).
+ *
+ * The libraries of the fake trees are copies of
+ * tests/fixtures/libtree/lib/libtcmalloc.so.4, a minimal ELF shared object
+ * of this machine (tests/fixtures/make_libtree.sh); the unfit ones are
+ * made here: text, patched headers, modes, owners.
  */
 #include "pf_test.h"
 #include "plan/libfind.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
+#include <grp.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -23,7 +32,8 @@ static char *tree(void)
     return strdup(tmpl);
 }
 
-static void touch(const char *root, const char *rel)
+/* Write bytes to root/rel (mode 0644), creating the parents (0755). */
+static void put_file(const char *root, const char *rel, const void *data, size_t len)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", root, rel);
@@ -34,9 +44,35 @@ static void touch(const char *root, const char *rel)
             assert_int_equal(errno, EEXIST);
         *p = '/';
     }
+    unlink(path);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    assert_int_equal(fchmod(fd, 0644), 0); /* whatever the umask */
     close(fd);
+}
+
+/* A minimal ELF shared object of this machine (the committed fixture's bytes). */
+static char *good_library(size_t *len)
+{
+    FILE *f = fopen(fixture("libtree/lib/libtcmalloc.so.4"), "rb");
+    assert_non_null(f);
+    char *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    *len = fread(buf, 1, 1 << 16, f);
+    fclose(f);
+    assert_true(*len >= sizeof(Elf64_Ehdr));
+    assert_memory_equal(buf, ELFMAG, SELFMAG);
+    return buf;
+}
+
+/* A library at root/rel that pinfer may preload. */
+static void touch(const char *root, const char *rel)
+{
+    size_t len;
+    char *lib = good_library(&len);
+    put_file(root, rel, lib, len);
+    free(lib);
 }
 
 static void remove_tree(char *root)
@@ -180,6 +216,333 @@ static void test_what_counts_as_a_library(void **state)
     char *env_relative[] = {"CONDA_PREFIX=tmp/conda", "VIRTUAL_ENV=", NULL};
     assert_int_equal(find(PF_LIBRARY_TCMALLOC, env_relative, false, &path), -ENOENT);
     remove_tree(root);
+}
+
+/* ------------------------------------------------------------------------ */
+/* What may be preloaded                                                     */
+
+typedef enum candidate_kind {
+    GOOD,          /* the fixture's bytes: an ELF shared object of this machine */
+    TEXT,          /* "not a library" */
+    EMPTY,         /* an empty file */
+    OTHER_CLASS,   /* EI_CLASS patched: a 32-bit ELF for a 64-bit process (or the reverse) */
+    OTHER_ORDER,   /* EI_DATA patched */
+    EXEC,          /* e_type ET_EXEC: an executable */
+    REL,           /* e_type ET_REL: an object file */
+    OTHER_MACHINE, /* e_machine of another architecture */
+    TRUNCATED,     /* the first 20 bytes of a good one */
+    DIRECTORY,     /* a directory with the library's name */
+    FIFO,          /* a named pipe: must not block the search */
+    LINK_GOOD,     /* a symbolic link to a good library in root/real */
+    LINK_DANGLING, /* a symbolic link to nothing */
+    LINK_OPEN_DIR, /* a symbolic link to a good library in a world-writable directory */
+} candidate_kind;
+
+typedef struct check_case {
+    const char *name;
+    candidate_kind kind;
+    mode_t mode;      /* the file's mode; 0: 0644 */
+    mode_t dir_mode;  /* the mode of the directory holding it; 0: 0755 */
+    long uid, gid;    /* the file's owner and group; -1: this process's (other: needs root) */
+    long dir_gid;     /* the directory's group; -1: this process's */
+    const char *skip; /* NULL: found; "": no candidate (nothing said); else the reason given */
+} check_case;
+
+#define ME (-1)
+#define NOBODY_ID 54321 /* a user and group id nobody has */
+
+static const check_case CHECKS[] = {
+    {"a good library", GOOD, 0, 0, ME, ME, ME, NULL},
+    {"a symbolic link to a good library", LINK_GOOD, 0, 0, ME, ME, ME, NULL},
+    {"read-only, executable", GOOD, 0555, 0, ME, ME, ME, NULL},
+    {"in a sticky world-writable directory, ours", GOOD, 0, 01777, ME, ME, ME, NULL},
+    {"a text file", TEXT, 0, 0, ME, ME, ME, "is not an ELF file"},
+    {"an empty file", EMPTY, 0, 0, ME, ME, ME, "is not an ELF file"},
+    {"world-writable", GOOD, 0666, 0, ME, ME, ME, "is writable by everyone (mode 0666)"},
+    {"world-writable text, the issue's", TEXT, 0666, 0, ME, ME, ME, "is writable by everyone"},
+    {"a directory", DIRECTORY, 0, 0, ME, ME, ME, "is a directory"},
+    {"a named pipe", FIFO, 0, 0, ME, ME, ME, "is not a regular file"},
+    {"the other ELF class (32-bit on x86-64)", OTHER_CLASS, 0, 0, ME, ME, ME,
+     "-bit ELF file, and this process is"},
+    {"the other byte order", OTHER_ORDER, 0, 0, ME, ME, ME,
+     "is an ELF file of the other byte order"},
+    {"an executable (ET_EXEC)", EXEC, 0, 0, ME, ME, ME, "is not a shared object but an executable"},
+    {"an object file (ET_REL)", REL, 0, 0, ME, ME, ME,
+     "is not a shared object but a relocatable object"},
+    {"another machine", OTHER_MACHINE, 0, 0, ME, ME, ME, "is for another machine"},
+    {"a truncated header", TRUNCATED, 0, 0, ME, ME, ME, "is a truncated ELF file"},
+    {"in a world-writable directory", GOOD, 0, 0777, ME, ME, ME,
+     "which everyone may write (mode 0777)"},
+    {"a link into a world-writable directory", LINK_OPEN_DIR, 0, 0, ME, ME, ME,
+     "which everyone may write (mode 0777)"},
+    {"a dangling symbolic link", LINK_DANGLING, 0, 0, ME, ME, ME, ""},
+    /* owners and groups: root only (chown) */
+    {"group-writable by a group of nobody", GOOD, 0664, 0, ME, NOBODY_ID, ME,
+     "is writable by group 54321 (mode 0664)"},
+    {"group-writable by root's group", GOOD, 0664, 0, ME, 0, ME, NULL},
+    {"another owner, not writable by others", GOOD, 0644, 0, NOBODY_ID, NOBODY_ID, ME, NULL},
+    {"in a directory writable by a group of nobody", GOOD, 0, 0775, ME, ME, NOBODY_ID,
+     "which group 54321 may write (mode 0775)"},
+    {"someone else's in a sticky world-writable directory", GOOD, 0, 01777, NOBODY_ID, NOBODY_ID,
+     ME, "belongs to uid 54321 and is in"},
+};
+
+static bool needs_root(const check_case *c)
+{
+    return c->uid != ME || c->gid != ME || c->dir_gid != ME;
+}
+
+/* A good library with the header byte at `at` (of 16-bit field when wide) set to v. */
+static void put_patched(const char *root, const char *rel, size_t at, unsigned v, bool wide)
+{
+    size_t len;
+    char *lib = good_library(&len);
+    if (wide) {
+        uint16_t x = (uint16_t)v;
+        memcpy(lib + at, &x, sizeof x);
+    } else {
+        lib[at] = (char)v;
+    }
+    put_file(root, rel, lib, len);
+    free(lib);
+}
+
+/* Make the candidate root/lib/libtcmalloc.so of this kind. */
+static void make_candidate(const char *root, const check_case *c)
+{
+    const char *rel = "lib/libtcmalloc.so";
+    char path[4096], target[4096];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    size_t len;
+    char *good = good_library(&len);
+    uint16_t machine;
+    memcpy(&machine, good + 18, sizeof machine);
+    switch (c->kind) {
+    case GOOD: put_file(root, rel, good, len); break;
+    case TEXT: put_file(root, rel, "not a library\n", 14); break;
+    case EMPTY: put_file(root, rel, "", 0); break;
+    case OTHER_CLASS:
+        put_patched(root, rel, EI_CLASS, good[EI_CLASS] == ELFCLASS64 ? ELFCLASS32 : ELFCLASS64,
+                    false);
+        break;
+    case OTHER_ORDER:
+        put_patched(root, rel, EI_DATA, good[EI_DATA] == ELFDATA2LSB ? ELFDATA2MSB : ELFDATA2LSB,
+                    false);
+        break;
+    case EXEC: put_patched(root, rel, 16, ET_EXEC, true); break;
+    case REL: put_patched(root, rel, 16, ET_REL, true); break;
+    case OTHER_MACHINE:
+        put_patched(root, rel, 18, machine == EM_AARCH64 ? EM_X86_64 : EM_AARCH64, true);
+        break;
+    case TRUNCATED: put_file(root, rel, good, 20); break;
+    case DIRECTORY:
+        touch(root, "lib/placeholder");
+        assert_int_equal(mkdir(path, 0755), 0);
+        break;
+    case FIFO:
+        touch(root, "lib/placeholder");
+        assert_int_equal(mkfifo(path, 0644), 0);
+        break;
+    case LINK_GOOD:
+    case LINK_OPEN_DIR:
+        touch(root, "real/libtcmalloc.so.4.5.9");
+        touch(root, "lib/placeholder");
+        snprintf(target, sizeof target, "%s/real/libtcmalloc.so.4.5.9", root);
+        assert_int_equal(symlink(target, path), 0);
+        if (c->kind == LINK_OPEN_DIR) {
+            snprintf(target, sizeof target, "%s/real", root);
+            assert_int_equal(chmod(target, 0777), 0);
+        }
+        break;
+    case LINK_DANGLING:
+        touch(root, "lib/placeholder");
+        assert_int_equal(symlink("/nonexistent/libtcmalloc.so.4", path), 0);
+        break;
+    }
+    free(good);
+    if (c->mode)
+        assert_int_equal(chmod(path, c->mode), 0);
+    if (c->uid != ME || c->gid != ME)
+        assert_int_equal(chown(path, c->uid == ME ? (uid_t)-1 : (uid_t)c->uid,
+                               c->gid == ME ? (gid_t)-1 : (gid_t)c->gid),
+                         0);
+    snprintf(path, sizeof path, "%s/lib", root);
+    if (c->dir_gid != ME)
+        assert_int_equal(chown(path, (uid_t)-1, (gid_t)c->dir_gid), 0);
+    assert_int_equal(chmod(path, c->dir_mode ? c->dir_mode : 0755), 0);
+}
+
+/* Search a tree holding only this candidate; returns the number of failures. */
+static int run_check(const check_case *c)
+{
+    char *root = tree();
+    make_candidate(root, c);
+    char *conda = env_entry("CONDA_PREFIX", root);
+    char *envp[] = {conda, NULL};
+    char *path = NULL, **skipped = NULL, want[4096];
+    snprintf(want, sizeof want, "%s/lib/libtcmalloc.so", root);
+    int rc = pf_library_search(PF_LIBRARY_TCMALLOC, envp, false, &path, &skipped);
+    int failures = 0;
+    if (!c->skip) {
+        if (rc != 0 || !path || strcmp(path, want) != 0 || skipped) {
+            print_error("%s: expected %s found, got %d %s, %s\n", c->name, want, rc,
+                        path ? path : "(none)", skipped ? skipped[0] : "nothing skipped");
+            failures++;
+        }
+        char *why = NULL;
+        if (pf_library_check(want, &why) != 0) {
+            print_error("%s: pf_library_check: %s\n", c->name, why ? why : "?");
+            failures++;
+        }
+        free(why);
+    } else if (!*c->skip) {
+        if (rc != -ENOENT || path || skipped) {
+            print_error("%s: expected nothing, got %d %s\n", c->name, rc,
+                        skipped ? skipped[0]
+                        : path  ? path
+                                : "");
+            failures++;
+        }
+    } else {
+        const char *line = skipped ? skipped[0] : NULL;
+        size_t n = strlen(line ? line : "");
+        if (rc != -ENOENT || path || !line || skipped[1] || strncmp(line, want, strlen(want)) ||
+            !strstr(line, c->skip) || n < 15 || strcmp(line + n - 15, ": not preloaded") != 0) {
+            print_error("%s: expected '%s ... %s ...: not preloaded', got %d %s\n", c->name, want,
+                        c->skip, rc,
+                        line   ? line
+                        : path ? path
+                               : "nothing");
+            failures++;
+        }
+        char *why = NULL;
+        int code = pf_library_check(want, &why);
+        if (code >= 0 || !why || !strstr(why, c->skip)) {
+            print_error("%s: pf_library_check: %d %s\n", c->name, code, why ? why : "?");
+            failures++;
+        }
+        free(why);
+    }
+    free(path);
+    pf_strv_free(skipped);
+    free(conda);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/real", root);
+    chmod(dir, 0755);
+    remove_tree(root);
+    return failures;
+}
+
+/* The table, without the rows that need root. */
+static void test_what_may_be_preloaded(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof CHECKS / sizeof *CHECKS; i++)
+        if (!needs_root(&CHECKS[i]))
+            failures += run_check(&CHECKS[i]);
+    assert_int_equal(failures, 0);
+}
+
+/* The rows that change a file's owner or group. */
+static void test_what_may_be_preloaded_owners(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        SKIP_BECAUSE("changes files' owners: needs root");
+    int failures = 0;
+    for (size_t i = 0; i < sizeof CHECKS / sizeof *CHECKS; i++)
+        if (needs_root(&CHECKS[i]))
+            failures += run_check(&CHECKS[i]);
+    assert_int_equal(failures, 0);
+}
+
+/*
+ * Group write by the owner's private group (named as the owner, its primary
+ * group, no other member) is the owner's own: Debian and Ubuntu users with
+ * umask 002 have such files.  Any such account of this machine will do.
+ */
+static void test_private_group(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        SKIP_BECAUSE("changes a file's owner: needs root");
+    struct passwd *pw;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    setpwent();
+    while ((pw = getpwent()) != NULL && uid == 0) {
+        struct group *gr = pw->pw_uid != 0 ? getgrgid(pw->pw_gid) : NULL;
+        if (gr && strcmp(gr->gr_name, pw->pw_name) == 0 && (!gr->gr_mem || !gr->gr_mem[0])) {
+            uid = pw->pw_uid;
+            gid = pw->pw_gid;
+        }
+    }
+    endpwent();
+    if (uid == 0)
+        SKIP_BECAUSE("no account of this machine has a private group");
+    check_case c = {"group-writable by the owner's private group",
+                    GOOD,
+                    0664,
+                    0,
+                    (long)uid,
+                    (long)gid,
+                    ME,
+                    NULL};
+    assert_int_equal(run_check(&c), 0);
+}
+
+/* A file passed over does not end the search: the next name, the next directory. */
+static void test_search_goes_on(void **state)
+{
+    (void)state;
+    char *a = tree(), *b = tree();
+    put_file(a, "lib/libtcmalloc.so", "not a library\n", 14);
+    touch(a, "lib/libtcmalloc.so.4");
+    put_file(b, "lib/libjemalloc.so", "not a library\n", 14);
+    put_file(b, "lib/libjemalloc.so.2", "not a library either\n", 21);
+    touch(b, ".local/lib/libjemalloc.so.2");
+    char *conda = env_entry("CONDA_PREFIX", a), *venv = env_entry("VIRTUAL_ENV", b),
+         *home = env_entry("HOME", b);
+    char *envp[] = {conda, venv, home, NULL};
+    char *path = NULL, **skipped = NULL;
+    assert_int_equal(pf_library_search(PF_LIBRARY_TCMALLOC, envp, false, &path, &skipped), 0);
+    expect_path(path, a, "lib/libtcmalloc.so.4");
+    free(path);
+    assert_non_null(skipped);
+    assert_non_null(strstr(skipped[0], "/lib/libtcmalloc.so is not an ELF file: not preloaded"));
+    assert_null(skipped[1]);
+    /* the list grows over calls, and says each file once */
+    assert_int_equal(pf_library_search(PF_LIBRARY_JEMALLOC, envp, false, &path, &skipped), 0);
+    expect_path(path, b, ".local/lib/libjemalloc.so.2");
+    free(path);
+    assert_int_equal(pf_library_search(PF_LIBRARY_JEMALLOC, envp, false, &path, &skipped), 0);
+    free(path);
+    assert_non_null(skipped[1]);
+    assert_non_null(strstr(skipped[1], "lib/libjemalloc.so is not an ELF file"));
+    assert_non_null(skipped[2]);
+    assert_non_null(strstr(skipped[2], "lib/libjemalloc.so.2 is not an ELF file"));
+    assert_null(skipped[3]);
+    pf_strv_free(skipped);
+    /* pf_library_find says nothing, and finds the same */
+    assert_int_equal(find(PF_LIBRARY_TCMALLOC, envp, false, &path), 0);
+    expect_path(path, a, "lib/libtcmalloc.so.4");
+    free(path);
+    /* pf_library_check's own errors */
+    char *why = NULL;
+    assert_int_equal(pf_library_check(NULL, &why), -EINVAL);
+    free(why);
+    why = NULL;
+    assert_int_equal(pf_library_check("/nonexistent/libx.so", &why), -ENOENT);
+    assert_non_null(why);
+    assert_string_equal(why, "/nonexistent/libx.so does not exist");
+    free(why);
+    assert_int_equal(pf_library_check("/nonexistent/libx.so", NULL), -ENOENT);
+    free(conda);
+    free(venv);
+    free(home);
+    remove_tree(a);
+    remove_tree(b);
 }
 
 static void test_empty_tree(void **state)
@@ -485,6 +848,10 @@ int main(void)
         cmocka_unit_test(test_found_in_conda),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_what_counts_as_a_library),
+        cmocka_unit_test(test_what_may_be_preloaded),
+        cmocka_unit_test(test_what_may_be_preloaded_owners),
+        cmocka_unit_test(test_private_group),
+        cmocka_unit_test(test_search_goes_on),
         cmocka_unit_test(test_empty_tree),
         cmocka_unit_test(test_process_environment),
         cmocka_unit_test(test_system_search),

@@ -70,6 +70,16 @@ static const lscpu_case CASES[] = {
     {"bad cache", "CPU SOCKET CORE L1d:L1i:L2:L3\n0 0 0 0:0\n", "!t:2: cache field '0:0'"},
     {"empty CPU", "# CPU,Core,Socket,Node\n,0,0,0\n", "!t:2: the CPU field is empty"},
     {"all offline", "# CPU,Core,Socket,Node\n0,,,\n", "!no online CPU"},
+    /* plain lscpu (the summary): say which two commands give what is read */
+    {"plain lscpu", "Architecture:        x86_64\nCPU op-mode(s):      32-bit, 64-bit\n",
+     "!t:1: this is plain lscpu's summary, which does not say which core each CPU is on: give "
+     "the output of `lscpu --parse=CPU,Core,Socket,Node` or `lscpu -e`"},
+    {"plain lscpu in German, after a comment", "# lscpu\nArchitektur:  x86_64\n",
+     "!t:2: this is plain lscpu's summary"},
+    {"no header names the commands", "hello world\n",
+     "!(as the output of `lscpu --parse=CPU,Core,Socket,Node` or `lscpu -e` does)"},
+    {"no rows names the commands", "# nothing\n",
+     "!no CPU rows (expected the output of `lscpu --parse=CPU,Core,Socket,Node` or `lscpu -e`)"},
 };
 
 static char *list_of(const pf_topology *t, int what)

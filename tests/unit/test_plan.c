@@ -76,9 +76,9 @@ static const plan_case CASES[] = {
     {W, "ni=2 rank=0 lws=2", "0:0-1/0"},
     {W, "logical ni=1 lws=2 lr=1", "4-7,12-15/1"},
     /* errors of step 7 and the others */
-    {W, "nc=9", "!more than the 8 CPUs"},
+    {W, "nc=9", "!more than the 8 cores"},
     {W, "nc=5 bind", "!in any one NUMA node"},
-    {W, "ni=9", "!more than the 8 CPUs"},
+    {W, "ni=9", "!more than the 8 cores"},
     {W, "ni=0", "!--ninstances must be positive"},
     {W, "ni=-2", "!--ninstances must be positive"},
     {W, "nc=-2", "!--ncores-per-instance must be"},
@@ -149,7 +149,7 @@ static const plan_case CASES[] = {
     {T, "nc=1", "0/0;1/0"},
     {T, "throughput", "0-1/0"},
     {T, "latency", "!--latency-mode needs 4 cores"},
-    {T, "ni=3", "!more than the 2 CPUs"},
+    {T, "ni=3", "!more than the 2 cores"},
     /* node column empty, and large node ids */
     {"node_empty.lscpu", "ni=2", "0-1/0;2-3/1"},
     {"node_ids_large.lscpu", "throughput", "0-1/16;2-3/130"},
@@ -176,7 +176,7 @@ static const plan_case CASES[] = {
     {W, "quota=3 latency", "!the CPU quota of 3.0 CPUs leaves 3 of the 8 cores"},
     {W, "quota=5 logical ni=6", "!the CPU quota of 5.0 CPUs leaves 5 of the 16 CPUs"},
     {W, "quota=2 ni=2 rank=2", "!the CPU quota of 2.0 CPUs leaves 2"},
-    {W, "quota=8 ni=9", "!more than the 8 CPUs available"},
+    {W, "quota=8 ni=9", "!more than the 8 cores available"},
     {W, "quota=-1", "!the CPU quota must be a positive number"},
     {T, "quota=1.5", "0/0"},
     {T, "quota=0.1 ni=2", "!the CPU quota of 0.1 CPUs leaves 1 of the 2 cores"},
@@ -344,6 +344,76 @@ static void test_quota(void **state)
     pf_topology_free(t);
 }
 
+/*
+ * The whole message of each "does not fit" error: counts that agree with
+ * their number ("1 instance fits"), cores when the SMT siblings were left
+ * out (so that "needs 112" is not read against a 112-CPU machine), CPUs when
+ * they count, and the hint when --use-logical-cores would make it fit.
+ */
+typedef struct message_case {
+    const char *fixture, *options, *message;
+} message_case;
+
+#define FITS "; --use-logical-cores would make it fit (it adds the cores' SMT siblings)"
+
+static const message_case MESSAGES[] = {
+    {X, "ni=8 nc=14",
+     "--ninstances 8 with --ncores-per-instance 14 needs 112 cores; 4 instances fit" FITS},
+    {X, "ni=2 nc=28 node=0",
+     "--ninstances 2 with --ncores-per-instance 28 needs 56 cores; 1 instance fits" FITS},
+    {X, "ni=9 nc=14",
+     "--ninstances 9 with --ncores-per-instance 14 needs 126 cores; 4 instances fit"},
+    {X, "logical ni=9 nc=14",
+     "--ninstances 9 with --ncores-per-instance 14 needs 126 CPUs; 8 instances fit"},
+    {X, "ni=57", "--ninstances 57 is more than the 56 cores available" FITS},
+    {X, "ni=113", "--ninstances 113 is more than the 56 cores available"},
+    {X, "logical ni=113", "--ninstances 113 is more than the 112 CPUs available"},
+    {X, "nc=29 bind",
+     "--ncores-per-instance 29 is more than the 28 cores in any one NUMA node" FITS},
+    {X, "nc=57", "--ncores-per-instance 57 is more than the 56 cores available" FITS},
+    {X, "nc=2 rank=30", "--rank 30 is outside the plan, which has 28 instances" FITS},
+    {X, "throughput rank=2", "--rank 2 is outside the plan, which has 2 instances"},
+    {T, "ni=2 nc=2", "--ninstances 2 with --ncores-per-instance 2 needs 4 cores; 1 instance fits"},
+    {T, "ni=3", "--ninstances 3 is more than the 2 cores available"},
+    {T, "cores=0 ni=2", "--ninstances 2 is more than the 1 CPU available"},
+    {T, "cores=0 nc=2", "--ncores-per-instance 2 is more than the 1 CPU available"},
+    {T, "latency", "--latency-mode needs 4 cores per instance; only 2 cores are available"},
+    {T, "latency cores=0", "--latency-mode needs 4 CPUs per instance; only 1 CPU is available"},
+    {T, "ni=1 rank=1", "--rank 1 is outside the plan, which has 1 instance"},
+    {W, "ni=2 nc=1 lws=2",
+     "instance 0 has 1 core, too few to share among LOCAL_WORLD_SIZE 2 processes"},
+    {W, "logical ni=16 lws=2",
+     "instance 0 has 1 CPU, too few to share among LOCAL_WORLD_SIZE 2 processes"},
+    {W, "latency bind node=0 cores=0-2",
+     "--latency-mode needs 4 CPUs per instance; only 3 CPUs are in any one NUMA node"},
+    {"node_empty.lscpu", "cores=0 ni=2 bind", "--ninstances 2 is more than the 1 CPU available"},
+};
+
+static void test_messages(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof MESSAGES / sizeof *MESSAGES; i++) {
+        const message_case *c = &MESSAGES[i];
+        pf_topology *t = load_fixture(c->fixture);
+        pf_plan_options o;
+        char buf[256];
+        plan_options_parse(c->options, buf, sizeof buf, &o);
+        pf_plan *plan = NULL;
+        char *why = NULL;
+        int rc = pf_plan_instances(t, &o, &plan, &why);
+        if (rc != -EINVAL || !why || strcmp(why, c->message) != 0) {
+            print_error("%s [%s]:\n  expected %s\n  got      %s (%d)\n", c->fixture, c->options,
+                        c->message, why ? why : "(none)", rc);
+            failures++;
+        }
+        assert_null(plan);
+        free(why);
+        pf_topology_free(t);
+    }
+    assert_int_equal(failures, 0);
+}
+
 /* A CPU the process may not use is never planned on. */
 static void test_core_list_needs_usable_cpus(void **state)
 {
@@ -386,7 +456,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_table),      cmocka_unit_test(test_warnings),
-        cmocka_unit_test(test_quota),           cmocka_unit_test(test_core_list_needs_usable_cpus),
+        cmocka_unit_test(test_quota),           cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_core_list_needs_usable_cpus),
         cmocka_unit_test(test_large_synthetic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
