@@ -31,8 +31,8 @@
  *     between attributes, values in double quotes without raw '<', '>' or
  *     control characters, entities &lt; &gt; &amp; &quot; &#9; &#10; &#13;;
  *   - no comments, CDATA or processing instructions inside the document
- *     (hwloc's own reader fails on them); blanks and comments after
- *     </topology> only.
+ *     (hwloc's own reader fails on them; with libxml2, hwloc dropped the
+ *     object after a comment); blanks and comments after </topology> only.
  *
  * The structure (hwloc 2.x, version="2.N"; 1.x files are refused):
  *   - one root <object type="Machine"> first in <topology>, then any of
@@ -56,7 +56,9 @@
  *     complete_cpuset are exactly its os_index, a NUMA node's nodeset and
  *     complete_nodeset exactly its os_index, both unique; a normal object's
  *     cpuset is the union of its normal children's (none: empty, as for a
- *     CPU-less package), whose complete_cpusets do not overlap; a memory
+ *     CPU-less package), whose complete_cpusets do not overlap and come in
+ *     the order of their first CPU (empty last) as hwloc writes them (out of
+ *     order, hwloc sorts them but prints a warning banner); a memory
  *     object has its parent's cpuset and complete_cpuset; the root's nodeset
  *     is exactly its NUMA nodes (at least one) and it has a PU;
  *   - caches: depth and cache_type agree with the type (hwloc checks too);
@@ -195,6 +197,15 @@ static bool bits_is_only(const bits *b, unsigned long bit)
         if (b->w[i])
             return false;
     return true;
+}
+
+/* The lowest bit, or SIZE_MAX for the empty set (hwloc_bitmap_compare_first's order). */
+static size_t bits_first(const bits *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->w[i])
+            return i * 32 + (size_t)__builtin_ctz(b->w[i]);
+    return SIZE_MAX;
 }
 
 static int hexval(char c)
@@ -466,6 +477,7 @@ typedef struct frame {
     bool object_children;
     bits set[NSETS];
     bits kids_cpuset, kids_complete; /* unions over normal children */
+    size_t kids_first;               /* the first CPU of the last normal child's complete_cpuset */
     /* distances */
     int dist_type; /* -1: heterogeneous */
     bool os_indexing;
@@ -479,6 +491,7 @@ typedef struct frame {
 typedef struct objref {
     uint64_t gp;
     int type;
+    const char *start;
 } objref;
 
 typedef struct reader {
@@ -511,6 +524,8 @@ static int at(reader *r, const char *pos, const char *fmt, ...) PF__PRINTF(3, 4)
 /* A refusal: "<name>: line N: <message>", -EINVAL. */
 static int at(reader *r, const char *pos, const char *fmt, ...)
 {
+    if (!r->why)
+        return -EINVAL;
     va_list ap;
     va_start(ap, fmt);
     char *msg = pf__vstrdupf(fmt, ap);
@@ -773,8 +788,8 @@ static const char *type_name(int type)
     return types[type].name;
 }
 
-/* A set attribute of an object into f->set[s] or `out`. */
-static int object_set(reader *r, const tag *t, const attr *a, bits *out)
+/* A set attribute of an object, parsed into `out`. */
+static int object_set(reader *r, const attr *a, bits *out)
 {
     char buf[40];
     int rc = bits_parse(a->value, out);
@@ -786,7 +801,6 @@ static int object_set(reader *r, const tag *t, const attr *a, bits *out)
     if (rc < 0)
         return at(r, a->name, "%.*s \"%s\" is not an hwloc bitmap (\"0x000000ff,0x...\")",
                   (int)a->namelen, a->name, shown(a->value, buf));
-    (void)t;
     return 0;
 }
 
@@ -832,14 +846,14 @@ static int object_attrs_read(reader *r, const tag *t, frame *f, bool root, unsig
             int s = 0;
             while (set_attr[s] != k)
                 s++;
-            int rc = object_set(r, t, a, &f->set[s]);
+            int rc = object_set(r, a, &f->set[s]);
             if (rc < 0)
                 return rc;
             break;
         }
         case A_ALLOWED_CPUSET:
         case A_ALLOWED_NODESET: {
-            int rc = object_set(r, t, a, &allowed[k == A_ALLOWED_NODESET]);
+            int rc = object_set(r, a, &allowed[k == A_ALLOWED_NODESET]);
             if (rc < 0)
                 return rc;
             break;
@@ -986,7 +1000,7 @@ static int object_sets_open(reader *r, const frame *p, frame *f, unsigned long o
     return 0;
 }
 
-static int add_ref(reader *r, uint64_t gp, int type)
+static int add_ref(reader *r, uint64_t gp, int type, const char *start)
 {
     if (r->nrefs == r->refs_cap) {
         size_t cap = r->refs_cap ? r->refs_cap * 2 : 64;
@@ -996,7 +1010,7 @@ static int add_ref(reader *r, uint64_t gp, int type)
         r->refs = grown;
         r->refs_cap = cap;
     }
-    r->refs[r->nrefs++] = (objref){gp, type};
+    r->refs[r->nrefs++] = (objref){gp, type, start};
     return 0;
 }
 
@@ -1009,7 +1023,7 @@ static int ref_cmp(const void *a, const void *b)
 /* The type of the object with this gp_index, or -1. */
 static int ref_type(const reader *r, uint64_t gp)
 {
-    objref key = {gp, 0};
+    objref key = {gp, 0, NULL};
     const objref *hit = bsearch(&key, r->refs, r->nrefs, sizeof *r->refs, ref_cmp);
     return hit ? hit->type : -1;
 }
@@ -1056,7 +1070,7 @@ static int open_object(reader *r, const tag *t)
     bits_free(&allowed[0]);
     bits_free(&allowed[1]);
     if (rc == 0)
-        rc = add_ref(r, gp, type);
+        rc = add_ref(r, gp, type, t->start);
     return rc;
 }
 
@@ -1079,15 +1093,24 @@ static int close_object(reader *r, frame *f)
         r->root_cpuset = f->set[S_CPUSET];
         f->set[S_CPUSET] = (bits){0};
         qsort(r->refs, r->nrefs, sizeof *r->refs, ref_cmp);
-        for (size_t i = 1; i < r->nrefs; i++)
-            if (r->refs[i].gp == r->refs[i - 1].gp)
-                return at(r, f->start, "two objects with gp_index %llu",
-                          (unsigned long long)r->refs[i].gp);
+        for (size_t i = 1; i < r->nrefs; i++) {
+            const objref *a = &r->refs[i - 1], *b = &r->refs[i];
+            if (a->gp == b->gp)
+                return at(r, a->start > b->start ? a->start : b->start,
+                          "a second object with gp_index %llu", (unsigned long long)a->gp);
+        }
         return 0;
     }
     if (types[f->type].cls == C_NORMAL && p && has_sets(p->type)) {
         if (bits_overlap(&f->set[S_COMPLETE_CPUSET], &p->kids_complete))
             return at(r, f->start, "%s whose complete_cpuset overlaps a sibling's", n);
+        /* Out of order, hwloc would sort them, and print a warning banner on stderr. */
+        size_t first = bits_first(&f->set[S_COMPLETE_CPUSET]);
+        if (first < p->kids_first)
+            return at(r, f->start,
+                      "%s after a sibling with a higher first CPU (hwloc writes siblings in order)",
+                      n);
+        p->kids_first = first;
         if (bits_or(&p->kids_complete, &f->set[S_COMPLETE_CPUSET]) < 0 ||
             bits_or(&p->kids_cpuset, &f->set[S_CPUSET]) < 0)
             return oom(r);

@@ -6,8 +6,10 @@
  * trusts its input; any input that the check lets through and that then
  * crashes (or leaks) inside hwloc is a finding.  hwloc is not instrumented,
  * so coverage guides the search through the check, and a crash in hwloc
- * shows as a SEGV or an abort.  Refusals must carry a one-line reason that
- * names the file; a loaded topology must hold its invariants.
+ * shows as a SEGV or an abort.  The check also runs alone on libFuzzer's
+ * exactly-sized buffer, so that ASan sees any read past the end.  Refusals
+ * must carry a one-line reason that names the file; a loaded topology must
+ * hold its invariants.
  */
 #include "pinfer.h"
 #include "topology/hwloc_xml.h"
@@ -22,28 +24,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* pf__topology_load_hwloc wants the text NUL-terminated, as read_file leaves it. */
+    /*
+     * The check alone, on libFuzzer's buffer of exactly `size` bytes: it must
+     * not read past the end, which ASan would see.
+     */
+    char *checked = NULL;
+    int check = pf__hwloc_xml_check("fuzz", (const char *)data, size, &checked);
+    if (check < 0 && check != -ENOMEM && (!checked || strchr(checked, '\n')))
+        abort();
+
+    /* The whole load wants the text NUL-terminated, as read_file leaves it. */
     char *xml = malloc(size + 1);
-    if (!xml)
+    if (!xml) {
+        free(checked);
         return 0;
+    }
     memcpy(xml, data, size);
     xml[size] = '\0';
-
     pf_topology *t = NULL;
     char *why = NULL;
     int rc = pf__topology_load_hwloc("fuzz", xml, size, NULL, &t, &why);
-    if (rc < 0) {
-        if (rc != -ENOMEM && (!why || strncmp(why, "fuzz: ", 6) != 0 || strchr(why, '\n')))
+    free(xml);
+    if (check < 0 && check != -ENOMEM) {
+        /* Refused by the check: hwloc never saw it, and the load says why. */
+        if (rc != check || !why || strcmp(why, checked) != 0)
             abort();
-        free(why);
-        free(xml);
-        return 0;
+    } else if (rc < 0 && rc != -ENOMEM &&
+               (!why || strncmp(why, "fuzz: ", 6) != 0 || strchr(why, '\n'))) {
+        abort(); /* hwloc refused it: one line naming the file */
     }
-    if (why)
-        abort();
-    /* What passed the load passes the check alone, with the same answer. */
-    if (pf__hwloc_xml_check("fuzz", xml, size, NULL) != 0)
-        abort();
+    free(checked);
+    free(why);
+    if (rc < 0)
+        return 0;
+
     size_t n;
     const pf_cpu_info *cpus = pf_topology_cpus(t, &n);
     if (n == 0)
@@ -58,6 +72,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     pf_topology_free(t);
-    free(xml);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "topology/hwloc_xml.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <hwloc.h>
 #include <hwloc/export.h>
 #include <pthread.h>
@@ -436,6 +437,8 @@ static const xml_case xml_cases[] = {
     {"os_index=\"1\" cpuset=\"0x00000002\" complete_cpuset=\"0x00000002\"",
      "os_index=\"0\" cpuset=\"0x00000001\" complete_cpuset=\"0x00000001\"", "line 8: PU 0 twice"},
     {PU1, "", "line 6: Core whose cpuset is not the union of its children's"},
+    {PU0 PU1, PU1 PU0,
+     "line 8: PU after a sibling with a higher first CPU (hwloc writes siblings in order)"},
     {"type=\"PU\" os_index=\"1\"", "type=\"PU\" os_index=\"4194304\"",
      "line 8: PU os_index 4194304 is 4194304 or more"},
     {"type=\"PU\" os_index=\"1\"", "type=\"PU\"", "line 8: PU without an os_index"},
@@ -451,7 +454,7 @@ static const xml_case xml_cases[] = {
      "line 7: Package below Core"},
     {"type=\"Machine\"", "type=\"Package\"", "line 4: the root object is a Package, not a Machine"},
     {" gp_index=\"3\"", "", "line 6: Core without a gp_index"},
-    {"gp_index=\"5\"", "gp_index=\"4\"", "line 4: two objects with gp_index 4"},
+    {"gp_index=\"5\"", "gp_index=\"4\"", "line 8: a second object with gp_index 4"},
     {"cpuset=\"0x00000002\"", "cpuset=\"2\"",
      "line 8: cpuset \"2\" is not an hwloc bitmap (\"0x000000ff,0x...\")"},
     {"cpuset=\"0x00000002\"", "cpuset=\"0xf...f\"",
@@ -720,6 +723,34 @@ static void test_xml_exports(void **state)
     }
 }
 
+/* The fuzz target's seeds: the exports load, the mutants (crashing shapes) are refused. */
+static void test_xml_seed_corpus(void **state)
+{
+    (void)state;
+    const char *dir = PF_SOURCE_DIR "/tests/fuzz/corpus/hwloc_xml";
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t seen = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        bool mutant = strncmp(e->d_name, "mutant_", 7) == 0;
+        pf_topology *t = NULL;
+        char *why = NULL;
+        int rc = pf_topology_load(path, &t, &why);
+        if (mutant ? rc != -EINVAL : rc != 0)
+            fail_msg("%s: rc %d (%s)", e->d_name, rc, why ? why : "no message");
+        pf_topology_free(t);
+        free(why);
+        seen++;
+    }
+    closedir(d);
+    assert_true(seen >= 20);
+}
+
 /*
  * Loading XML forks nothing and shares nothing: threads load at once, and
  * no child process ever signals its end.
@@ -876,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_xml_cases),
         cmocka_unit_test(test_xml_check_bytes),
         cmocka_unit_test(test_xml_exports),
+        cmocka_unit_test(test_xml_seed_corpus),
         cmocka_unit_test(test_xml_threads),
         cmocka_unit_test(test_live),
         cmocka_unit_test(test_live_affinity),
