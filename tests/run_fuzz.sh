@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every libFuzzer target in build-fuzz/ for a bounded time on a scratch
 # copy of its seed corpus (tests/fuzz/corpus/<name without fuzz_>/, plus the
-# topology fixtures for the lscpu target).  PF_FUZZ_SECONDS sets the time.
+# topology fixtures for the lscpu target), with tests/fuzz/<name>.dict as
+# its dictionary when there is one.  PF_FUZZ_SECONDS sets the time.
 # Ends with "fuzz: N passed, M failed, 0 skipped"; no target at all fails.
 set -u
 seconds=${PF_FUZZ_SECONDS:-30}
@@ -12,9 +13,10 @@ for bin in "$root"/build-fuzz/fuzz_*; do
     name=$(basename "$bin")
     seeds="$root/tests/fuzz/corpus/${name#fuzz_}"
     work=$(mktemp -d)
-    extra=()
+    extra=() dict=()
     [ "$name" = fuzz_lscpu ] && extra=("$root/tests/fixtures")
-    if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    [ -f "$root/tests/fuzz/$name.dict" ] && dict=(-dict="$root/tests/fuzz/$name.dict")
+    if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 "${dict[@]}" \
         -artifact_prefix="$work/" "$work" "$seeds" "${extra[@]}" >"$work.log" 2>&1; then
         passed=$((passed + 1))
         echo "ok   $name ($(grep -o 'Done [0-9]* runs' "$work.log" | tail -1))"

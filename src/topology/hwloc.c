@@ -8,21 +8,23 @@
  *
  * Start-up cost is the point of most of what follows: a launcher loads the
  * live topology on every start.  See docs/topology.md for the measurements.
+ *
+ * An XML file is user input, and hwloc's XML importer trusts it (hwloc 2.9
+ * dereferences NULL on a PU without a nodeset).  pf__hwloc_xml_check()
+ * (hwloc_xml.c) reads the text first, in-process, and hwloc only gets what
+ * has the shape of an hwloc 2.x export; nothing here forks, so loading is
+ * safe in multi-threaded programs.
  */
 #include "topology/topology.h"
 #include "base/util.h"
+#include "topology/hwloc_xml.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <hwloc.h>
 #include <limits.h>
-#include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #if defined(__has_include)
 #if __has_include(<sys/single_threaded.h>)
@@ -76,10 +78,22 @@ static int init_topology(hwloc_topology_t *topo)
  * on every PU by migrating the thread to each in turn (its cost grows with
  * the CPU count).  "linux:io" is the Linux component's I/O phase.
  */
-static int configure(hwloc_topology_t topo)
+static int configure(hwloc_topology_t topo, bool xml)
 {
     int rc = 0;
-    rc |= hwloc_topology_set_flags(topo, HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED);
+    unsigned long flags = HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED;
+#if HWLOC_API_VERSION >= 0x00020800
+    /*
+     * An XML file's distances and memory attributes are not read at all: the
+     * model needs neither, and what hwloc's core does with them is more than
+     * pf__hwloc_xml_check() can vouch for (it checks their form only).
+     */
+    if (xml)
+        flags |= HWLOC_TOPOLOGY_FLAG_NO_DISTANCES | HWLOC_TOPOLOGY_FLAG_NO_MEMATTRS;
+#else
+    (void)xml;
+#endif
+    rc |= hwloc_topology_set_flags(topo, flags);
     rc |= hwloc_topology_set_all_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_NONE);
     rc |= hwloc_topology_set_type_filter(topo, HWLOC_OBJ_PACKAGE, HWLOC_TYPE_FILTER_KEEP_ALL);
     rc |= hwloc_topology_set_type_filter(topo, HWLOC_OBJ_CORE, HWLOC_TYPE_FILTER_KEEP_ALL);
@@ -344,7 +358,7 @@ static int load_rows(const char *name, const char *xml, size_t xml_len, const ch
         return pf__fail(why, -ENOMEM, "%s: cannot initialise hwloc: out of memory", name);
 
     hwloc_bitmap_t allowed = NULL;
-    int rc = configure(topo);
+    int rc = configure(topo, xml != NULL);
     if (rc < 0) {
         rc = pf__fail(why, -ENOTSUP, "%s: hwloc refused the discovery settings", name);
         goto out;
@@ -380,84 +394,15 @@ out:
     return rc;
 }
 
-/*
- * hwloc's XML importer trusts its input.  hwloc 2.9 dereferences NULL on
- * well-formed files that merely omit an attribute its own exports always
- * write (a PU without a nodeset, a PU inside a PU, a cpuset that does not
- * match the os_index...).  An XML file is user input, so it is first loaded
- * in a child process, which writes one byte on a pipe when loading returned,
- * whether it succeeded or not; without that byte (the child crashed, or hung
- * past XML_CHECK_TIMEOUT_MS) the file is refused.  Only then is it loaded
- * here, where it can no longer crash.  Costs a fork and a second parse:
- * about a millisecond, and only for XML files, which only planning for
- * another machine reads.
- */
-#define XML_CHECK_TIMEOUT_MS 10000
-
-static int xml_check_in_child(const char *name, const char *xml, size_t xml_len, char **why)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return pf__fail(why, -ENOMEM, "%s: cannot check the XML file: %s", name, strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0) {
-        int err = errno;
-        close(fds[0]);
-        close(fds[1]);
-        return pf__fail(why, -ENOMEM, "%s: cannot check the XML file: %s", name, strerror(err));
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        /* Die of a crash: a handler inherited from the program could carry on in its stead. */
-        const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
-        for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
-            signal(fatal[i], SIG_DFL);
-        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        if (null >= 0)
-            dup2(null, STDERR_FILENO); /* a crash report here would only confuse */
-        pf__cpu_row *rows = NULL;
-        size_t n = 0;
-        if (load_rows(name, xml, xml_len, NULL, &rows, &n, NULL) == 0)
-            free(rows);
-        ssize_t ignored = write(fds[1], "k", 1);
-        (void)ignored;
-        _exit(0);
-    }
-    close(fds[1]);
-    char byte = 0;
-    bool returned = false, hung = false;
-    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-    for (;;) {
-        int ready = poll(&pfd, 1, XML_CHECK_TIMEOUT_MS);
-        if (ready < 0 && errno == EINTR)
-            continue;
-        if (ready <= 0) {
-            hung = true; /* or poll failed: refuse either way */
-            break;
-        }
-        ssize_t got = read(fds[0], &byte, 1);
-        if (got < 0 && errno == EINTR)
-            continue;
-        returned = got == 1 && byte == 'k'; /* end of file: the child died */
-        break;
-    }
-    close(fds[0]);
-    if (hung)
-        kill(pid, SIGKILL);
-    /* A parent that ignores SIGCHLD reaps nothing: ECHILD then, and the byte decides. */
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    if (!returned)
-        return pf__fail(why, -EINVAL, "%s: not a valid hwloc XML topology (hwloc fails on it)",
-                        name);
-    return 0;
-}
-
 int pf__topology_load_hwloc(const char *name, const char *xml, size_t xml_len,
                             const char *synthetic, pf_topology **out, char **why)
 {
+    /*
+     * hwloc's XML importer trusts its input and crashes on files its own
+     * exports never look like: check the shape first (hwloc_xml.c).
+     */
     if (xml) {
-        int rc = xml_check_in_child(name, xml, xml_len, why);
+        int rc = pf__hwloc_xml_check(name, xml, xml_len, why);
         if (rc < 0)
             return rc;
     }

@@ -1,13 +1,18 @@
 /*
  * test_hwloc.c - the hwloc sources of the topology: synthetic descriptions,
- * XML exports (made here with hwloc, so no fixture can go stale), the live
- * machine and its affinity mask.
+ * XML exports (made here with hwloc, so no fixture can go stale), the check
+ * that XML files pass before hwloc reads them (a table of small edits of one
+ * export, each accepted or refused with its message), the live machine and
+ * its affinity mask.
  */
 #include "pf_test.h"
+#include "topology/hwloc_xml.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <hwloc.h>
 #include <hwloc/export.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -346,6 +351,451 @@ static void test_xml_malformed(void **state)
     }
 }
 
+/*
+ * A small export, one object a line, that table rows below change in one
+ * place each.  Line 4 the Machine, 5 the NUMA node, 6 the core, 7 and 8 the
+ * PUs.
+ */
+#define MACHINE                                                                             \
+    "  <object type=\"Machine\" os_index=\"0\" cpuset=\"0x00000003\" "                      \
+    "complete_cpuset=\"0x00000003\" "                                                       \
+    "allowed_cpuset=\"0x00000003\" nodeset=\"0x00000001\" complete_nodeset=\"0x00000001\" " \
+    "allowed_nodeset=\"0x00000001\" gp_index=\"1\">\n"
+#define NUMA                                                                                 \
+    "    <object type=\"NUMANode\" os_index=\"0\" cpuset=\"0x00000003\" "                    \
+    "complete_cpuset=\"0x00000003\" nodeset=\"0x00000001\" complete_nodeset=\"0x00000001\" " \
+    "gp_index=\"2\" local_memory=\"1073741824\"/>\n"
+#define CORE                                                          \
+    "    <object type=\"Core\" os_index=\"0\" cpuset=\"0x00000003\" " \
+    "complete_cpuset=\"0x00000003\" "                                 \
+    "nodeset=\"0x00000001\" complete_nodeset=\"0x00000001\" gp_index=\"3\">\n"
+#define PU0                                                           \
+    "      <object type=\"PU\" os_index=\"0\" cpuset=\"0x00000001\" " \
+    "complete_cpuset=\"0x00000001\" "                                 \
+    "nodeset=\"0x00000001\" complete_nodeset=\"0x00000001\" gp_index=\"4\"/>\n"
+#define PU1                                                           \
+    "      <object type=\"PU\" os_index=\"1\" cpuset=\"0x00000002\" " \
+    "complete_cpuset=\"0x00000002\" "                                 \
+    "nodeset=\"0x00000001\" complete_nodeset=\"0x00000001\" gp_index=\"5\"/>\n"
+#define PROLOG \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE topology SYSTEM \"hwloc2.dtd\">\n"
+#define SMALL_EXPORT                                                                  \
+    PROLOG "<topology version=\"2.0\">\n" MACHINE NUMA CORE PU0 PU1 "    </object>\n" \
+           "  </object>\n</topology>\n"
+#define AFTER_ROOT "  </object>\n</topology>\n"
+
+/*
+ * One case: SMALL_EXPORT with its first `find` replaced by `replace` (a NULL
+ * find: the text as is), and what loading must say after "<file>: " (NULL:
+ * it loads, with CPUs 0 and 1).
+ */
+typedef struct xml_case {
+    const char *find, *replace, *refusal;
+} xml_case;
+
+static const xml_case xml_cases[] = {
+    {NULL, NULL, NULL},
+    /* What exports may hold, and hand edits that keep their shape. */
+    {PROLOG, "", NULL},
+    {"<!DOCTYPE topology SYSTEM \"hwloc2.dtd\">\n", "", NULL},
+    {MACHINE, MACHINE "    <info name=\"Key &lt;&amp;&gt;\" value=\"&quot;a&#9;b&#10;\"/>\n", NULL},
+    {"</topology>\n", "</topology>\n<!-- a trailing comment -->\n", NULL},
+    {"1073741824\"/>", "1073741824\"><page_type size=\"4096\" count=\"2\"/></object>", NULL},
+    {PU1, PU1 "      <object type=\"Misc\" gp_index=\"9\" name=\"m\"/>\n", NULL},
+    {"<object type=\"PU\" os_index=\"1\"", "<object  type=\"PU\"\tos_index=\"1\"", NULL},
+    {"gp_index=\"5\"/>", "gp_index=\"5\" />", NULL},
+    {AFTER_ROOT,
+     "  </object>\n  <cpukind cpuset=\"0x00000001\" forced_efficiency=\"0\"/>\n"
+     "  <cpukind cpuset=\"0x00000002\" forced_efficiency=\"1\">\n"
+     "    <info name=\"FrequencyMaxMHz\" value=\"4000\"/>\n  </cpukind>\n</topology>\n",
+     NULL},
+    {AFTER_ROOT,
+     "  </object>\n  <distances2 type=\"PU\" nbobjs=\"2\" kind=\"5\" indexing=\"os\">\n"
+     "    <indexes length=\"4\">1 0 </indexes>\n"
+     "    <u64values length=\"12\">10 20 20 10 </u64values>\n  </distances2>\n</topology>\n",
+     NULL},
+    {AFTER_ROOT,
+     "  </object>\n  <memattr name=\"Bandwidth\" flags=\"5\">\n"
+     "    <memattr_value target_obj_type=\"NUMANode\" target_obj_gp_index=\"2\" value=\"9\" "
+     "initiator_cpuset=\"0x00000003\"/>\n  </memattr>\n</topology>\n",
+     NULL},
+    /* The shapes hwloc 2.9 crashes on. */
+    {PU0,
+     "      <object type=\"PU\" os_index=\"0\" cpuset=\"0x00000001\" "
+     "complete_cpuset=\"0x00000001\" gp_index=\"4\"/>\n",
+     "line 7: PU without a nodeset"},
+    {NUMA,
+     "    <object type=\"NUMANode\" os_index=\"0\" cpuset=\"0x00000003\" nodeset=\"0x00000001\" "
+     "gp_index=\"2\"/>\n",
+     "line 5: NUMANode without a complete_cpuset"},
+    {"gp_index=\"4\"/>", "gp_index=\"4\"><object type=\"PU\" os_index=\"0\"/></object>",
+     "line 7: an object (PU) below a PU"},
+    {"os_index=\"0\" cpuset=\"0x00000001\" complete_cpuset=\"0x00000001\"",
+     "os_index=\"0\" cpuset=\"0x00000002\" complete_cpuset=\"0x00000002\"",
+     "line 7: PU 0 whose cpuset or complete_cpuset is not just CPU 0"},
+    /* Objects and sets. */
+    {"os_index=\"1\" cpuset=\"0x00000002\" complete_cpuset=\"0x00000002\"",
+     "os_index=\"0\" cpuset=\"0x00000001\" complete_cpuset=\"0x00000001\"", "line 8: PU 0 twice"},
+    {PU1, "", "line 6: Core whose cpuset is not the union of its children's"},
+    {PU0 PU1, PU1 PU0,
+     "line 8: PU after a sibling with a higher first CPU (hwloc writes siblings in order)"},
+    {"type=\"PU\" os_index=\"1\"", "type=\"PU\" os_index=\"4194304\"",
+     "line 8: PU os_index 4194304 is 4194304 or more"},
+    {"type=\"PU\" os_index=\"1\"", "type=\"PU\"", "line 8: PU without an os_index"},
+    {"type=\"Core\"", "type=\"Socket\"", "line 6: unknown object type \"Socket\""},
+    {"type=\"Core\" os_index=\"0\"", "type=\"Package\" os_index=\"0\"", NULL},
+    {CORE,
+     "    <object type=\"Core\" os_index=\"0\" cpuset=\"0x00000003\" "
+     "complete_cpuset=\"0x00000003\" "
+     "nodeset=\"0x00000001\" complete_nodeset=\"0x00000001\" gp_index=\"7\">\n"
+     "    <object type=\"Package\" os_index=\"0\" cpuset=\"0x00000003\" "
+     "complete_cpuset=\"0x00000003\" nodeset=\"0x00000001\" complete_nodeset=\"0x00000001\" "
+     "gp_index=\"3\">\n",
+     "line 7: Package below Core"},
+    {"type=\"Machine\"", "type=\"Package\"", "line 4: the root object is a Package, not a Machine"},
+    {" gp_index=\"3\"", "", "line 6: Core without a gp_index"},
+    {"gp_index=\"5\"", "gp_index=\"4\"", "line 8: a second object with gp_index 4"},
+    {"cpuset=\"0x00000002\"", "cpuset=\"2\"",
+     "line 8: cpuset \"2\" is not an hwloc bitmap (\"0x000000ff,0x...\")"},
+    {"cpuset=\"0x00000002\"", "cpuset=\"0xf...f\"",
+     "line 8: cpuset \"0xf...f\" is not an hwloc bitmap (\"0x000000ff,0x...\")"},
+    {"nodeset=\"0x00000001\" gp_index=\"2\"", "nodeset=\"0x00000003\" gp_index=\"2\"",
+     "line 5: NUMANode with a complete_nodeset not within its parent's"},
+    {" allowed_cpuset=\"0x00000003\"", "", "line 4: root Machine without allowed_cpuset"},
+    {"gp_index=\"2\" local_memory", "gp_index=\"2\" cpuset=\"0x00000001\" local_memory",
+     "line 5: attribute 'cpuset' twice"},
+    {PU1, PU1 "      <object type=\"Misc\" gp_index=\"9\" cpuset=\"0x00000002\"/>\n",
+     "line 9: Misc with a cpuset"},
+    {"1073741824\"/>", "1073741824\"><object type=\"PU\" os_index=\"1\"/></object>",
+     "line 5: PU below a NUMANode"},
+    {MACHINE,
+     MACHINE "    <object type=\"Misc\" gp_index=\"9\"/>\n    <info name=\"a\" value=\"b\"/>\n",
+     "line 6: <info> after a child <object>"},
+    /* Syntax that hwloc's own reader and libxml2 would read differently, or not at all. */
+    {"version=\"1.0\" encoding", "\r\n version=\"1.0\" encoding",
+     "line 1: a carriage return (hwloc's own XML reader needs Unix line ends)"},
+    {"<topology version=\"2.0\">", "<topology>",
+     "line 3: <topology> without a version, or with other attributes"},
+    {"<topology version=\"2.0\">", "<topology version=\"1.0\">",
+     "line 3: <topology version=\"1.0\">: only hwloc 2.x exports are read (version=\"2.0\", as "
+     "lstopo 2.x writes)"},
+    {PU1, "<!-- a comment -->\n" PU1,
+     "line 8: a comment inside <topology> (hwloc's own XML reader cannot skip it)"},
+    {"os_index=\"1\" cpuset", "os_index='1' cpuset",
+     "line 8: an attribute not in hwloc's form name=\"value\""},
+    {"os_index=\"1\" cpuset", "os_index = \"1\" cpuset",
+     "line 8: an attribute not in hwloc's form name=\"value\""},
+    {"os_index=\"1\" cpuset", "OS_index=\"1\" cpuset",
+     "line 8: an attribute not in hwloc's form name=\"value\""},
+    {"gp_index=\"5\"", "gp_index=\"5\"name=\"x\"", "line 8: attributes not separated by blanks"},
+    {"gp_index=\"3\"", "gp_index=\"3\" name=\"a&apos;b\"",
+     "line 6: an entity hwloc does not write (only &lt; &gt; &amp; &quot; &#9; &#10; &#13;)"},
+    {"gp_index=\"3\"", "gp_index=\"3\" name=\"a>b\"",
+     "line 6: a raw '>' in an attribute value (write &gt;)"},
+    {"gp_index=\"3\"", "gp_index=\"3\" name=\"a\nb\"",
+     "line 6: a raw line break or tab in an attribute value"},
+    {"<object type=\"PU\" os_index=\"1\"", "<object\ttype=\"PU\" os_index=\"1\"",
+     "line 8: a tag name hwloc does not write, or no single space after it"},
+    {PU1, "      hello\n" PU1, "line 8: text inside <object>"},
+    {"    </object>\n", "    </objects>\n", "line 9: an end tag that does not close <object>"},
+    {"    </object>\n  </object>\n</topology>\n", "    </object>\n",
+     "line 10: the file ends inside <object>"},
+    {"</topology>\n", "</topology>\n<topology/>\n", "line 12: something after </topology>"},
+    {PROLOG, " " PROLOG, "line 1: does not start with <?xml, <!DOCTYPE or <topology"},
+    {"SYSTEM \"hwloc2.dtd\">", "SYSTEM \"hwloc2.dtd\" [ <!ENTITY x \"y\"> ]>",
+     "line 2: a DOCTYPE other than <!DOCTYPE topology SYSTEM \"hwloc2.dtd\"> on a line of its own"},
+    {"encoding=\"UTF-8\"?>\n", "encoding=\"UTF-16\"?>\n",
+     "line 1: an XML declaration other than <?xml version=\"1.0\" encoding=\"UTF-8\"?> on a line "
+     "of its own"},
+    {"encoding=\"UTF-8\"?>\n", "encoding=\"UTF-8\"?><topology version=\"2.0\"></topology>\n",
+     "line 1: an XML declaration other than <?xml version=\"1.0\" encoding=\"UTF-8\"?> on a line "
+     "of its own"},
+    {"gp_index=\"3\"", "gp_index=\"3\" name=\"\xc3\xa9\"",
+     "line 6: byte 0xc3: hwloc exports are plain ASCII"},
+    {MACHINE, MACHINE "    <![CDATA[x]]>\n", "line 5: markup that hwloc does not write"},
+    {MACHINE, MACHINE "    <thing/>\n", "line 5: unknown element <thing>"},
+    /* After the root object. */
+    {AFTER_ROOT,
+     "  </object>\n  <cpukind cpuset=\"0x00000003\"/>\n  <cpukind cpuset=\"0x00000002\"/>\n"
+     "</topology>\n",
+     "line 12: cpukind cpuset overlaps another kind"},
+    {AFTER_ROOT, "  </object>\n  <cpukind cpuset=\"0x00000004\"/>\n</topology>\n",
+     "line 11: cpukind cpuset holds CPUs that are not PUs"},
+    {AFTER_ROOT,
+     "  </object>\n  <distances2 type=\"NUMANode\" nbobjs=\"2\" kind=\"5\" indexing=\"os\">\n"
+     "    <indexes length=\"4\">0 1 </indexes>\n  </distances2>\n</topology>\n",
+     "line 12: distances to a NUMANode 1 that is not in the topology"},
+    {AFTER_ROOT,
+     "  </object>\n  <distances2 type=\"PU\" nbobjs=\"2\" kind=\"5\" indexing=\"os\">\n"
+     "    <indexes length=\"4\">0 1 </indexes>\n  </distances2>\n</topology>\n",
+     "line 11: distances with 2 indexes and 0 values for 2 objects"},
+    {AFTER_ROOT, "  </object>\n  <memattr name=\"Capacity\" flags=\"1\"/>\n</topology>\n",
+     "line 11: memattr Capacity is hwloc's, not a file's"},
+    {AFTER_ROOT, "  </object>\n  <info name=\"a\" value=\"b\"/>\n</topology>\n",
+     "line 11: <info> inside <topology>"},
+};
+
+/* SMALL_EXPORT with one change, malloc'd. */
+static char *xml_variant(const xml_case *c)
+{
+    const char *base = SMALL_EXPORT;
+    if (!c->find)
+        return strdup(base);
+    const char *at = strstr(base, c->find);
+    if (!at)
+        fail_msg("case text not found: %s", c->find);
+    size_t head = (size_t)(at - base), find = strlen(c->find), repl = strlen(c->replace);
+    char *text = malloc(strlen(base) - find + repl + 1);
+    assert_non_null(text);
+    memcpy(text, base, head);
+    memcpy(text + head, c->replace, repl);
+    memcpy(text + head + repl, at + find, strlen(at + find) + 1);
+    return text;
+}
+
+static void test_xml_cases(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof xml_cases / sizeof xml_cases[0]; i++) {
+        const xml_case *c = &xml_cases[i];
+        char *text = xml_variant(c);
+        char *path = write_temp(text);
+        pf_topology *t = NULL;
+        char *why = NULL;
+        int rc = pf_topology_load(path, &t, &why);
+        if (!c->refusal) {
+            if (rc != 0)
+                fail_msg("case %zu: refused: %s", i, why ? why : pf_strerror(rc));
+            size_t n;
+            const pf_cpu_info *cpus = pf_topology_cpus(t, &n);
+            assert_int_equal(n, 2);
+            assert_int_equal(cpus[0].cpu, 0);
+            assert_int_equal(cpus[1].cpu, 1);
+        } else {
+            char expected[512];
+            snprintf(expected, sizeof expected, "%s: %s", path, c->refusal);
+            if (rc != -EINVAL || !why || strcmp(why, expected) != 0)
+                fail_msg("case %zu: rc %d, message\n  '%s'\nnot\n  '%s'", i, rc,
+                         why ? why : "(none)", expected);
+            assert_null(t);
+        }
+        pf_topology_free(t);
+        free(why);
+        unlink(path);
+        free(path);
+        free(text);
+    }
+}
+
+/* The check alone: what a file cannot hold through the C-string cases above. */
+static void test_xml_check_bytes(void **state)
+{
+    (void)state;
+    const char *base = SMALL_EXPORT;
+    size_t len = strlen(base);
+    char *text = strdup(base);
+    assert_non_null(text);
+    char *why = NULL;
+    assert_int_equal(pf__hwloc_xml_check("f.xml", text, len, &why), 0);
+    assert_null(why);
+    text[strlen(PROLOG) + 30] = '\0';
+    assert_int_equal(pf__hwloc_xml_check("f.xml", text, len, &why), -EINVAL);
+    assert_string_equal(why, "f.xml: line 4: a NUL byte");
+    free(why);
+    why = NULL;
+    /* Without a place for the reason, the code still says it. */
+    assert_int_equal(pf__hwloc_xml_check("f.xml", text, len, NULL), -EINVAL);
+    assert_int_equal(pf__hwloc_xml_check("f.xml", text, 0, &why), -EINVAL);
+    assert_string_equal(why, "f.xml: line 1: does not start with <?xml, <!DOCTYPE or <topology");
+    free(why);
+    free(text);
+}
+
+/*
+ * Exports that hwloc itself writes, with what exports can hold: caches,
+ * groups, dies, memory-only packages, disallowed CPUs, Misc objects, infos
+ * with odd characters, userdata, distances, memory attributes, CPU kinds.
+ */
+static void export_userdata(void *reserved, hwloc_topology_t topo, hwloc_obj_t obj)
+{
+    if (obj->type == HWLOC_OBJ_MACHINE) {
+        hwloc_export_obj_userdata(reserved, topo, obj, "plain", "some <text> & more", 18);
+        hwloc_export_obj_userdata_base64(reserved, topo, obj, "b64", "\x01\x02\x03\x04", 4);
+    }
+}
+
+static char *export_edited(const char *synthetic, int edit)
+{
+    hwloc_topology_t h;
+    assert_int_equal(hwloc_topology_init(&h), 0);
+    assert_int_equal(hwloc_topology_set_synthetic(h, synthetic), 0);
+    if (edit == 2)
+        hwloc_topology_set_flags(h, HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED);
+    assert_int_equal(hwloc_topology_load(h), 0);
+    hwloc_obj_t root = hwloc_get_root_obj(h);
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    switch (edit) {
+    case 1: /* keep CPUs 0-3 only: the other package keeps its memory, no CPU */
+        hwloc_bitmap_set_range(set, 0, 3);
+        assert_int_equal(hwloc_topology_restrict(h, set, 0), 0);
+        break;
+    case 2: /* CPUs 1 and 3 disallowed */
+        hwloc_bitmap_copy(set, root->cpuset);
+        hwloc_bitmap_clr(set, 1);
+        hwloc_bitmap_clr(set, 3);
+        assert_int_equal(hwloc_topology_allow(h, set, NULL, HWLOC_ALLOW_FLAG_CUSTOM), 0);
+        break;
+    case 3: { /* annotations */
+        hwloc_obj_add_info(root, "Odd \"name\" <&>", "tab\there\nnewline");
+        hwloc_topology_insert_misc_object(h, root, "misc <1>");
+        hwloc_topology_insert_misc_object(h, hwloc_get_obj_by_type(h, HWLOC_OBJ_CORE, 0), "m2");
+        hwloc_topology_set_userdata_export_callback(h, export_userdata);
+        hwloc_bitmap_set_range(set, 0, 1);
+        assert_int_equal(hwloc_cpukinds_register(h, set, 1, 0, NULL, 0), 0);
+        unsigned nn = (unsigned)hwloc_get_nbobjs_by_type(h, HWLOC_OBJ_NUMANODE);
+        hwloc_obj_t nodes[8];
+        hwloc_uint64_t values[64];
+        for (unsigned i = 0; i < nn && i < 8; i++)
+            nodes[i] = hwloc_get_obj_by_type(h, HWLOC_OBJ_NUMANODE, i);
+        for (unsigned i = 0; i < nn * nn && i < 64; i++)
+            values[i] = i % (nn + 1) == 0 ? 10 : 20;
+        hwloc_distances_add_handle_t d = hwloc_distances_add_create(
+            h, "test", HWLOC_DISTANCES_KIND_FROM_USER | HWLOC_DISTANCES_KIND_MEANS_LATENCY, 0);
+        assert_non_null(d);
+        assert_int_equal(hwloc_distances_add_values(h, d, nn, nodes, values, 0), 0);
+        assert_int_equal(hwloc_distances_add_commit(h, d, 0), 0);
+        hwloc_memattr_id_t id;
+        assert_int_equal(hwloc_memattr_register(h, "Made-up", HWLOC_MEMATTR_FLAG_HIGHER_FIRST, &id),
+                         0);
+        assert_int_equal(hwloc_memattr_set_value(h, id, nodes[0], NULL, 0, 42), 0);
+        struct hwloc_location loc = {.type = HWLOC_LOCATION_TYPE_CPUSET};
+        loc.location.cpuset = root->cpuset;
+        assert_int_equal(
+            hwloc_memattr_set_value(h, HWLOC_MEMATTR_ID_BANDWIDTH, nodes[0], &loc, 0, 1000), 0);
+        break;
+    }
+    default: break;
+    }
+    hwloc_bitmap_free(set);
+    char *xml = NULL;
+    int len = 0;
+    assert_int_equal(hwloc_topology_export_xmlbuffer(h, &xml, &len, 0), 0);
+    char *copy = strdup(xml);
+    assert_non_null(copy);
+    hwloc_free_xmlbuffer(h, xml);
+    hwloc_topology_destroy(h);
+    return copy;
+}
+
+static void test_xml_exports(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *synthetic;
+        int edit;
+        size_t ncpus;
+    } exports[] = {
+        {"numa:1 core:1 pu:1", 0, 1},
+        {"pack:2 numa:2 core:4 pu:2", 0, 32},
+        {"pack:2 [numa] [numa(memory=1GB)] l3:2 core:2 pu:2", 0, 16},
+        {"pack:1 die:2 group:2 numa:1 l3:1 l2:2 l1d:1 l1i:1 core:1 pu:2", 0, 16},
+        {"pack:2 numa:1 core:2 pu:2(indexes=0,4,1,5,2,6,3,7)", 0, 8},
+        {"pack:2 numa:1 pu:40", 0, 80},
+        {"pack:2 numa:1 core:2 pu:2", 1, 4},
+        {"pack:2 numa:1 core:2 pu:2", 2, 8},
+        {"pack:2 numa:2 core:2 pu:2", 3, 16},
+    };
+    for (size_t i = 0; i < sizeof exports / sizeof exports[0]; i++) {
+        char *xml = export_edited(exports[i].synthetic, exports[i].edit);
+        char *path = write_temp(xml);
+        pf_topology *t = NULL;
+        char *why = NULL;
+        if (pf_topology_load(path, &t, &why) != 0)
+            fail_msg("export of %s (edit %d) refused: %s", exports[i].synthetic, exports[i].edit,
+                     why ? why : "?");
+        size_t n;
+        pf_topology_cpus(t, &n);
+        assert_int_equal(n, exports[i].ncpus);
+        pf_topology_free(t);
+        unlink(path);
+        free(path);
+        free(xml);
+    }
+}
+
+/* The fuzz target's seeds: the exports load, the mutants (crashing shapes) are refused. */
+static void test_xml_seed_corpus(void **state)
+{
+    (void)state;
+    const char *dir = PF_SOURCE_DIR "/tests/fuzz/corpus/hwloc_xml";
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t seen = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        bool mutant = strncmp(e->d_name, "mutant_", 7) == 0;
+        pf_topology *t = NULL;
+        char *why = NULL;
+        int rc = pf_topology_load(path, &t, &why);
+        if (mutant ? rc != -EINVAL : rc != 0)
+            fail_msg("%s: rc %d (%s)", e->d_name, rc, why ? why : "no message");
+        pf_topology_free(t);
+        free(why);
+        seen++;
+    }
+    closedir(d);
+    assert_true(seen >= 20);
+}
+
+/*
+ * Loading XML forks nothing and shares nothing: threads load at once, and
+ * no child process ever signals its end.
+ */
+static volatile sig_atomic_t children_ended;
+
+static void count_child(int sig)
+{
+    (void)sig;
+    children_ended++;
+}
+
+static void *load_repeatedly(void *path)
+{
+    for (int i = 0; i < 20; i++) {
+        pf_topology *t = NULL;
+        if (pf_topology_load(path, &t, NULL) != 0)
+            return path; /* failure */
+        pf_topology_free(t);
+    }
+    return NULL;
+}
+
+static void test_xml_threads(void **state)
+{
+    (void)state;
+    char *path = export_to_file("pack:2 numa:1 core:2 pu:2", NO_KINDS);
+    struct sigaction count = {.sa_handler = count_child}, old;
+    sigemptyset(&count.sa_mask);
+    assert_int_equal(sigaction(SIGCHLD, &count, &old), 0);
+    children_ended = 0;
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, load_repeatedly, path), 0);
+    for (int i = 0; i < 4; i++) {
+        void *failed = NULL;
+        assert_int_equal(pthread_join(threads[i], &failed), 0);
+        assert_null(failed);
+    }
+    sigaction(SIGCHLD, &old, NULL);
+    assert_int_equal(children_ended, 0);
+    unlink(path);
+    free(path);
+}
+
 /* The affinity mask of the calling thread, as a set sized by the kernel. */
 static bool in_affinity(int cpu)
 {
@@ -354,27 +804,6 @@ static bool in_affinity(int cpu)
     if (sched_getaffinity(0, sizeof set, &set) != 0)
         return cpu < CPU_SETSIZE; /* a mask larger than 1024 CPUs: not checked here */
     return cpu < CPU_SETSIZE && CPU_ISSET(cpu, &set);
-}
-
-/* The XML check runs in a child; a parent that ignores SIGCHLD must not defeat it. */
-static void test_xml_with_sigchld_ignored(void **state)
-{
-    (void)state;
-    char *path = export_to_file("pack:1 numa:1 core:2 pu:2", NO_KINDS);
-    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
-    sigemptyset(&ign.sa_mask);
-    assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
-    pf_topology *t = NULL;
-    char *why = NULL;
-    int rc = pf_topology_load(path, &t, &why);
-    sigaction(SIGCHLD, &old, NULL);
-    assert_int_equal(rc, 0);
-    size_t n;
-    pf_topology_cpus(t, &n);
-    assert_int_equal(n, 4);
-    pf_topology_free(t);
-    unlink(path);
-    free(path);
 }
 
 static void test_live(void **state)
@@ -475,7 +904,11 @@ int main(void)
         cmocka_unit_test(test_xml_round_trip),
         cmocka_unit_test(test_xml_cpu_kinds),
         cmocka_unit_test(test_xml_malformed),
-        cmocka_unit_test(test_xml_with_sigchld_ignored),
+        cmocka_unit_test(test_xml_cases),
+        cmocka_unit_test(test_xml_check_bytes),
+        cmocka_unit_test(test_xml_exports),
+        cmocka_unit_test(test_xml_seed_corpus),
+        cmocka_unit_test(test_xml_threads),
         cmocka_unit_test(test_live),
         cmocka_unit_test(test_live_affinity),
         cmocka_unit_test(test_bad_arguments),
