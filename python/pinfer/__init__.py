@@ -3,10 +3,13 @@
 The names of ``intel_extension_for_pytorch.cpu.runtime`` (CPUPool, pin, Task,
 MultiStreamModule, MultiStreamModuleHint, get_default_num_streams,
 get_core_list_of_node_id, is_runtime_ext_enabled) over libpinfer, so that
-code written for IPEX runs by changing its import only: ``import pinfer as
-ipex`` keeps ``ipex.cpu.runtime.CPUPool`` working, and ``pinfer.runtime`` is
-the module itself.  Also ``topology()`` and ``plan()``: the machine and the
-launcher's planner for Python tools.  See docs/python.md.
+code using IPEX's runtime API runs with ``import pinfer as ipex``:
+``ipex.cpu.runtime.CPUPool`` keeps working, and ``pinfer.runtime`` is the
+module itself.  IPEX's front end (``ipex.optimize``, ``ipex.quantization``,
+...) is not here: a script that calls it still needs IPEX for that part.
+Also ``topology()`` and ``plan()``: the machine and the launcher's planner
+for Python tools; and ``python -m pinfer ARGS...`` runs the ``pinfer`` tool.
+See docs/python.md.
 """
 import os
 

@@ -109,9 +109,12 @@ class Split(object):
 
     The batch is the size of the first split tensor (positional arguments
     first, then keyword arguments in the hint's order) along its dimension;
-    every split tensor must have that size.  Positional entries and keys of
-    the hint beyond what the call passes are not used; an argument without a
-    hint is an error.
+    every split tensor must have that size.  The hint has one positional
+    entry per positional argument of the call, no more and no fewer (matched
+    by position, an extra entry means the hint was written for another
+    signature); its keyword entries are matched by name, and those the call
+    does not pass are not used (so optional keyword arguments can be
+    hinted).  An argument without a hint is an error.
     """
 
     def __init__(self, hint, args, kwargs):
@@ -119,9 +122,10 @@ class Split(object):
         self.args = args
         self.kwargs = kwargs
         self.dims = []  # (path, size, dim) of every split tensor, in order
-        if len(args) > hint.args_len:
+        if len(args) != hint.args_len:
             raise ValueError("input_split_hint has %d positional entries, but the call passes %d "
-                             "positional arguments" % (hint.args_len, len(args)))
+                             "positional arguments (one entry per positional argument)"
+                             % (hint.args_len, len(args)))
         for i, value in enumerate(args):
             self._check(hint.args[i], value, "args[%d]" % i)
         missing = [key for key in kwargs if key not in hint.kwargs]

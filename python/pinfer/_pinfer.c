@@ -28,14 +28,23 @@
  * future and is raised again by Future.get(); one raised in a stream is
  * raised again by Streams.run() (the lowest-index stream's when several
  * fail).
+ *
+ * fork().  A child made by fork() has one thread, the one that called it:
+ * the workers of executors and streams made before stay in the parent, and
+ * their queues' mutexes may have been held at that moment.  So executors,
+ * futures and streams remember the process that made them; in any other
+ * process they raise RuntimeError at once instead of waiting for threads
+ * that do not exist, and close() and deallocation leave libpinfer's object
+ * alone (it is the parent's; the child's copy is lost with the child).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include "pinfer_runtime.h"
 
-#include <errno.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -123,6 +132,25 @@ static void clear_error(saved_error *e)
 }
 
 /* ------------------------------------------------------------------------ */
+/* fork()                                                                    */
+
+/* true in a child made by fork() after the object made in process `maker`. */
+static bool forked_since(pid_t maker)
+{
+    return getpid() != maker;
+}
+
+/* RuntimeError: `what` (made in `maker`) used in a child made by fork(); returns NULL. */
+static PyObject *raise_forked(const char *what, pid_t maker)
+{
+    return PyErr_Format(PyExc_RuntimeError,
+                        "%s was made in process %ld; this is process %ld, a child made by "
+                        "fork(), where its worker threads do not exist (fork() copies only the "
+                        "calling thread): make a new one in the child",
+                        what, (long)maker, (long)getpid());
+}
+
+/* ------------------------------------------------------------------------ */
 /* Worker threads and the interpreter                                        */
 
 static bool python_finalizing(void)
@@ -170,6 +198,84 @@ static int farewell_chunk(void *ctx, int stream, size_t begin, size_t end)
 {
     (void)stream, (void)begin, (void)end;
     return farewell(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Topologies                                                                */
+
+typedef struct topology_load {
+    const char *source;
+    pf_topology *topo;
+    char *why;
+    int rc;
+} topology_load;
+
+static void *load_in_thread(void *arg)
+{
+    topology_load *load = arg;
+    load->rc = pf_topology_load(load->source, &load->topo, &load->why);
+    return NULL;
+}
+
+/*
+ * Load a topology.  The live one is loaded in a thread whose mask is every
+ * CPU the process may use (its start-up mask and cgroup, as pools see it):
+ * `allowed` comes from the loading thread's mask, and the caller may be
+ * pinned.  Runs without the GIL.
+ */
+static void load_topology(topology_load *load)
+{
+    bool live =
+        !load->source || strcmp(load->source, "live") == 0 || strcmp(load->source, "hwloc") == 0;
+    pf_pool *everything = NULL;
+    if (!live || pf_pool_from_process(&everything, NULL) < 0) {
+        load_in_thread(load);
+        return;
+    }
+    size_t n;
+    const int *cpus = pf_pool_cpus(everything, &n);
+    int top = cpus[n - 1];
+    cpu_set_t *mask = CPU_ALLOC((size_t)top + 1);
+    size_t size = CPU_ALLOC_SIZE((size_t)top + 1);
+    bool loaded = false;
+    pthread_attr_t attr;
+    if (mask && pthread_attr_init(&attr) == 0) {
+        CPU_ZERO_S(size, mask);
+        for (size_t i = 0; i < n; i++)
+            CPU_SET_S((size_t)cpus[i], size, mask);
+        pthread_t thread;
+        if (pthread_attr_setaffinity_np(&attr, size, mask) == 0 &&
+            pthread_create(&thread, &attr, load_in_thread, load) == 0) {
+            pthread_join(thread, NULL);
+            loaded = true;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (mask)
+        CPU_FREE(mask);
+    pf_pool_free(everything);
+    if (!loaded)
+        load_in_thread(load);
+}
+
+/*
+ * The pool of NUMA node `node` in the topology of `source` (a topology
+ * source string, as for topology_json), filtered as every pool is by what
+ * this process may use: what CPUPool(node_id=node) would be on that machine
+ * (the tests' way to check MultiStreamModule's default pool on machines
+ * they are not on).  Called with the GIL; releases it while loading.
+ */
+static int pool_from_source_node(const char *source, int node, bool logical, pf_pool **out,
+                                 char **why)
+{
+    topology_load load = {source, NULL, NULL, 0};
+    int rc;
+    WITHOUT_GIL(load_topology(&load);
+                rc = load.rc < 0 ? load.rc : pf_pool_from_node(load.topo, node, logical, out, why);
+                pf_topology_free(load.topo));
+    if (load.rc < 0)
+        *why = load.why;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -328,17 +434,56 @@ static PyObject *mod_pool_from_list(PyObject *module, PyObject *cpus)
     return pool_wrap(pool);
 }
 
+/*
+ * A NUMA node id from Python: an int or anything with __index__ (a numpy or
+ * 0-d torch integer), not a bool.  An id no int can hold is a node that does
+ * not exist: ValueError, as for any other missing node.
+ */
+static int node_id_of(PyObject *obj, int *node)
+{
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "CPUPool: node_id %R is not an int", obj);
+        return -1;
+    }
+    PyObject *index = PyNumber_Index(obj);
+    if (!index)
+        return -1;
+    int overflow = 0;
+    long v = PyLong_AsLongAndOverflow(index, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        Py_DECREF(index);
+        return -1;
+    }
+    if (overflow || v < INT_MIN || v > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "CPUPool: NUMA node %R does not exist", index);
+        Py_DECREF(index);
+        return -1;
+    }
+    Py_DECREF(index);
+    *node = (int)v;
+    return 0;
+}
+
 static PyObject *mod_pool_from_node(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
-    static char *names[] = {"node", "logical", NULL};
+    static char *names[] = {"node", "logical", "source", NULL};
+    PyObject *node_obj;
     int node, logical = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|p:pool_from_node", names, &node, &logical))
+    const char *source = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pz:pool_from_node", names, &node_obj,
+                                     &logical, &source))
+        return NULL;
+    if (node_id_of(node_obj, &node) < 0)
         return NULL;
     pf_pool *pool = NULL;
     char *why = NULL;
     int rc;
-    WITHOUT_GIL(rc = pf_pool_from_node(NULL, node, logical, &pool, &why));
+    if (source) {
+        rc = pool_from_source_node(source, node, logical, &pool, &why);
+    } else {
+        WITHOUT_GIL(rc = pf_pool_from_node(NULL, node, logical, &pool, &why));
+    }
     if (rc < 0)
         return raise_pf(PyExc_ValueError, "CPUPool", rc, why);
     return pool_wrap(pool);
@@ -431,13 +576,16 @@ typedef struct {
     PyObject *fn, *args, *kwargs; /* until the task has run */
     PyObject *result;
     saved_error error;
-    int code; /* the task's return code, once it ran */
+    int code;  /* the task's return code, once it ran */
+    pid_t pid; /* the process that submitted it */
 } FutureObject;
 
 static void future_dealloc(FutureObject *self)
 {
-    /* The queue holds a reference until the task has run: by now it has. */
-    pf_future_free(self->future);
+    /* The queue holds a reference until the task has run: by now it has (or this is a
+       child made by fork(), where the future is the parent's). */
+    if (!forked_since(self->pid))
+        pf_future_free(self->future);
     Py_XDECREF(self->fn);
     Py_XDECREF(self->args);
     Py_XDECREF(self->kwargs);
@@ -480,12 +628,28 @@ static PyObject *future_outcome(FutureObject *self, int code)
                     strdup("the task did not run (the interpreter is shutting down)"));
 }
 
+/*
+ * TimeoutError naming the timeout.  PyErr_Format knows no floating-point
+ * conversion (a "%g" stays as it is), so the number is formatted first.
+ */
+static PyObject *timed_out(double timeout)
+{
+    char *text = PyOS_double_to_string(timeout, 'g', 6, 0, NULL);
+    if (!text)
+        return NULL;
+    PyErr_Format(PyExc_TimeoutError, "the task has not finished within %s s", text);
+    PyMem_Free(text);
+    return NULL;
+}
+
 static PyObject *future_get(FutureObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"timeout", NULL};
     PyObject *timeout_obj = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:get", names, &timeout_obj))
         return NULL;
+    if (forked_since(self->pid))
+        return raise_forked("the Task of this future", self->pid);
     double timeout = -1;
     if (timeout_obj != Py_None) {
         timeout = PyFloat_AsDouble(timeout_obj);
@@ -507,10 +671,8 @@ static PyObject *future_get(FutureObject *self, PyObject *args, PyObject *kwargs
         waited_ms += slice;
         if (PyErr_CheckSignals() < 0)
             return NULL;
-        if (timeout >= 0 && waited_ms >= timeout * 1000) {
-            PyErr_Format(PyExc_TimeoutError, "the task has not finished within %g s", timeout);
-            return NULL;
-        }
+        if (timeout >= 0 && waited_ms >= timeout * 1000)
+            return timed_out(timeout);
     }
     if (rc == -EDEADLK)
         return raise_pf(PyExc_RuntimeError, "Future.get", rc,
@@ -524,6 +686,8 @@ static PyObject *future_get(FutureObject *self, PyObject *args, PyObject *kwargs
 static PyObject *future_done(FutureObject *self, PyObject *unused)
 {
     (void)unused;
+    if (forked_since(self->pid))
+        return raise_forked("the Task of this future", self->pid);
     return PyBool_FromLong(pf_future_poll(self->future));
 }
 
@@ -549,6 +713,7 @@ static PyTypeObject FutureType = {
 
 typedef struct {
     PyObject_HEAD pf_executor *executor;
+    pid_t pid; /* the process that made it */
 } ExecutorObject;
 
 static PyObject *executor_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
@@ -563,6 +728,7 @@ static PyObject *executor_new(PyTypeObject *type, PyObject *args, PyObject *kwar
     ExecutorObject *self = (ExecutorObject *)type->tp_alloc(type, 0);
     if (!self)
         return NULL;
+    self->pid = getpid();
     char *why = NULL;
     int rc;
     WITHOUT_GIL(rc = pf_executor_create(pool, &self->executor, &why));
@@ -573,12 +739,15 @@ static PyObject *executor_new(PyTypeObject *type, PyObject *args, PyObject *kwar
     return (PyObject *)self;
 }
 
-/* Drain and join (the GIL released: the queued tasks need it). */
+/*
+ * Drain and join (the GIL released: the queued tasks need it).  In a child
+ * made by fork() only forget it: its worker is the parent's.
+ */
 static void executor_shutdown(ExecutorObject *self)
 {
     pf_executor *ex = self->executor;
     self->executor = NULL;
-    if (!ex)
+    if (!ex || forked_since(self->pid))
         return;
     pf_executor_submit(ex, farewell, NULL, NULL);
     if (pf_executor_in_worker(ex)) {
@@ -601,6 +770,8 @@ static PyObject *executor_submit(ExecutorObject *self, PyObject *args, PyObject 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:submit", names, &fn, &call_args,
                                      &call_kwargs))
         return NULL;
+    if (self->executor && forked_since(self->pid))
+        return raise_forked("this Task", self->pid);
     if (!self->executor)
         return raise_pf(PyExc_RuntimeError, "submit", -ECANCELED, strdup("the executor is closed"));
     if (!PyCallable_Check(fn))
@@ -614,6 +785,7 @@ static PyObject *executor_submit(ExecutorObject *self, PyObject *args, PyObject 
     future->result = NULL;
     future->error = (saved_error){NULL, NULL, NULL};
     future->code = 0;
+    future->pid = self->pid;
     future->fn = fn;
     Py_INCREF(fn);
     /* The future's own copies: later submissions never see these arguments. */
@@ -698,6 +870,7 @@ typedef struct {
     PyObject_HEAD pf_streams *streams;
     int running;  /* runs in progress, their GIL released (counted under the GIL) */
     bool closing; /* close() was called: no new run; the last run in progress frees */
+    pid_t pid;    /* the process that made it */
 } StreamsObject;
 
 static PyObject *streams_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
@@ -713,6 +886,7 @@ static PyObject *streams_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
     StreamsObject *self = (StreamsObject *)type->tp_alloc(type, 0);
     if (!self)
         return NULL;
+    self->pid = getpid();
     char *why = NULL;
     int rc;
     WITHOUT_GIL(rc = pf_streams_create(pool, count, &self->streams, &why));
@@ -740,12 +914,18 @@ static void streams_free_now(StreamsObject *self)
 
 /*
  * Close: at once when no run is in progress, else when the last one ends
- * (another Python thread may be inside run() with the GIL released).
+ * (another Python thread may be inside run() with the GIL released).  In a
+ * child made by fork(), only forget the streams: their threads are the
+ * parent's.
  */
 static int streams_shutdown(StreamsObject *self)
 {
     if (!self->streams || self->closing)
         return 0;
+    if (forked_since(self->pid)) {
+        self->streams = NULL;
+        return 0;
+    }
     if (in_own_stream(self->streams)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Streams.close: called from one of its own streams, which would "
@@ -815,6 +995,8 @@ static PyObject *streams_run(StreamsObject *self, PyObject *args, PyObject *kwar
     PyObject *fn;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO:run", names, &batch, &fn))
         return NULL;
+    if (self->streams && forked_since(self->pid))
+        return raise_forked("this MultiStreamModule", self->pid);
     if (!self->streams || self->closing)
         return raise_pf(PyExc_RuntimeError, "Streams.run", -ECANCELED,
                         strdup("the streams are closed"));
@@ -915,61 +1097,6 @@ static PyTypeObject StreamsType = {
 
 /* ------------------------------------------------------------------------ */
 /* Topology and planning                                                     */
-
-typedef struct topology_load {
-    const char *source;
-    pf_topology *topo;
-    char *why;
-    int rc;
-} topology_load;
-
-static void *load_in_thread(void *arg)
-{
-    topology_load *load = arg;
-    load->rc = pf_topology_load(load->source, &load->topo, &load->why);
-    return NULL;
-}
-
-/*
- * Load a topology.  The live one is loaded in a thread whose mask is every
- * CPU the process may use (its start-up mask and cgroup, as pools see it):
- * `allowed` comes from the loading thread's mask, and the caller may be
- * pinned.  Runs without the GIL.
- */
-static void load_topology(topology_load *load)
-{
-    bool live =
-        !load->source || strcmp(load->source, "live") == 0 || strcmp(load->source, "hwloc") == 0;
-    pf_pool *everything = NULL;
-    if (!live || pf_pool_from_process(&everything, NULL) < 0) {
-        load_in_thread(load);
-        return;
-    }
-    size_t n;
-    const int *cpus = pf_pool_cpus(everything, &n);
-    int top = cpus[n - 1];
-    cpu_set_t *mask = CPU_ALLOC((size_t)top + 1);
-    size_t size = CPU_ALLOC_SIZE((size_t)top + 1);
-    bool loaded = false;
-    pthread_attr_t attr;
-    if (mask && pthread_attr_init(&attr) == 0) {
-        CPU_ZERO_S(size, mask);
-        for (size_t i = 0; i < n; i++)
-            CPU_SET_S((size_t)cpus[i], size, mask);
-        pthread_t thread;
-        if (pthread_attr_setaffinity_np(&attr, size, mask) == 0 &&
-            pthread_create(&thread, &attr, load_in_thread, load) == 0) {
-            pthread_join(thread, NULL);
-            loaded = true;
-        }
-        pthread_attr_destroy(&attr);
-    }
-    if (mask)
-        CPU_FREE(mask);
-    pf_pool_free(everything);
-    if (!loaded)
-        load_in_thread(load);
-}
 
 /* A document of the library (malloc'd JSON text) as a str; frees it. */
 static PyObject *json_text(const char *what, int rc, char *doc, char *why)
@@ -1204,8 +1331,9 @@ static PyMethodDef module_methods[] = {
      "pool_from_list(cpus) -> Pool: these CPUs in order, keeping those the process may use."},
     {"pool_from_node", (PyCFunction)(void (*)(void))mod_pool_from_node,
      METH_VARARGS | METH_KEYWORDS,
-     "pool_from_node(node, logical=False) -> Pool: the node's physical cores (all its CPUs with "
-     "logical), those the process may use."},
+     "pool_from_node(node, logical=False, source=None) -> Pool: the node's physical cores (all "
+     "its CPUs with logical), those the process may use; of the machine `source` describes "
+     "(a topology source) when given."},
     {"pool_from_process", mod_pool_from_process, METH_NOARGS,
      "pool_from_process() -> Pool: every CPU the process may use (start-up mask and cgroup)."},
     {"pin", mod_pin, METH_O,

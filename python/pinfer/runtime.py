@@ -17,6 +17,7 @@ import atexit
 import functools
 import json
 import operator
+import os
 import threading
 import warnings
 import weakref
@@ -51,12 +52,14 @@ __all__ = [
 class CPUPool(object):
     """An ordered list of CPUs: where pin(), a Task or a MultiStreamModule runs.
 
-    ``core_ids`` (a list, range or other iterable of CPU ids) wins over
-    ``node_id`` (the node's physical cores, one CPU each), with a warning if
-    both are given; neither means every CPU this process may use.  Ids the
-    process may not use (its CPU mask when pinfer was imported, and its
-    cgroup) are dropped, in order, with a warning; none left is a ValueError.
-    ``core_ids`` is the resulting list.
+    ``core_ids`` (a list, range, tensor, array or other iterable of CPU ids:
+    ints or anything with ``__index__``, such as numpy integers and 0-d
+    integer tensors) wins over ``node_id`` (the node's physical cores, one
+    CPU each), with a warning if both are given; neither means every CPU this
+    process may use.  Ids the process may not use (its CPU mask when pinfer
+    was imported, and its cgroup) are dropped, in order, with a warning; none
+    left is a ValueError, and so is a node the machine does not have, however
+    large its id.  ``core_ids`` is the resulting list of ints.
     """
 
     def __init__(self, core_ids=None, node_id=None):
@@ -64,7 +67,7 @@ class CPUPool(object):
             if node_id is not None:
                 warnings.warn("CPUPool: core_ids and node_id both given; core_ids wins",
                               stacklevel=2)
-            wanted = list(core_ids)
+            wanted = _cpu_ids(core_ids)
             self._pool = _pinfer.pool_from_list(wanted)
             kept = set(self._pool.cpus)
             dropped = [cpu for cpu in wanted if cpu not in kept]
@@ -72,7 +75,8 @@ class CPUPool(object):
                 warnings.warn("CPUPool: CPUs %s may not be used by this process; dropped"
                               % dropped, stacklevel=2)
         elif node_id is not None:
-            self._pool = _pinfer.pool_from_node(operator.index(node_id))
+            self._pool = _pinfer.pool_from_node(node_id)
+            node_id = operator.index(node_id)
         else:
             self._pool = _pinfer.pool_from_process()
         self.core_ids = self._pool.cpus
@@ -89,6 +93,48 @@ class CPUPool(object):
 
     def __repr__(self):
         return "CPUPool(core_ids=%r)" % (self.core_ids,)
+
+
+def _cpu_ids(core_ids):
+    """core_ids as a list of Python ints, in order: a tensor's or an array's elements are
+    0-d tensors or numpy scalars, which compare and hash unlike the ints they hold."""
+    try:
+        items = list(core_ids)
+    except TypeError:
+        raise TypeError("CPUPool: core_ids must be an iterable of ints, not %s"
+                        % type(core_ids).__name__) from None
+    ids = []
+    for item in items:
+        if isinstance(item, bool):
+            raise TypeError("core_ids: %r is not an int" % (item,))
+        try:
+            ids.append(operator.index(item))
+        except TypeError:
+            raise TypeError("core_ids: %r is not an int" % (item,)) from None
+    return ids
+
+
+def _default_pool(source=None):
+    """MultiStreamModule's default pool (spec v3): the physical cores of the first NUMA node
+    among the CPUs this process may use, as CPUPool(node_id=...) has them.
+
+    "First" is the lowest node id that holds a CPU the process may use, so that a process
+    restricted to node 1 gets node 1's cores, and an unrestricted one node 0's (IPEX's
+    document: "all the cores available on numa node 0").  `source` is a topology source as
+    for topology() (None: this machine), for tests: its CPUs are still filtered by what this
+    process may use."""
+    usable = set(_pinfer.pool_from_process().cpus)
+    nodes = sorted({cpu["node"] for cpu in topology(source)["cpus"]
+                    if cpu["allowed"] and cpu["cpu"] in usable})
+    if not nodes:  # pragma: no cover - every usable CPU is in the topology
+        return CPUPool()
+    if source is None:
+        return CPUPool(node_id=nodes[0])
+    pool = CPUPool.__new__(CPUPool)
+    pool._pool = _pinfer.pool_from_node(nodes[0], source=str(source))
+    pool.core_ids = pool._pool.cpus
+    pool.node_id = nodes[0]
+    return pool
 
 
 def _check_pool(cpu_pool, who):
@@ -229,10 +275,13 @@ class Task(object):
     One worker thread, pinned with its OpenMP team to the pool, runs the
     submissions in order.  ``task(*args, **kwargs)`` returns at once with a
     future whose ``get()`` waits (the GIL released) and returns the result or
-    raises what the callable raised; each submission keeps its own
-    arguments.  ``run_sync(...)`` is ``task(...).get()``.  TorchScript modules
-    run without the GIL; eager modules and Python callables hold it while
-    Python code runs (torch's operators release it).
+    raises what the callable raised, or TimeoutError after ``get(timeout=)``
+    seconds; each submission keeps its own arguments.  ``run_sync(...)`` is
+    ``task(...).get()``.  TorchScript modules run without the GIL; eager
+    modules and Python callables hold it while Python code runs (torch's
+    operators release it).  The worker exists in the process that made the
+    task: in a child made by ``os.fork()`` calling the task, or ``get()`` on
+    a future of it, raises RuntimeError (make a new Task in the child).
     """
 
     def __init__(self, module, cpu_pool):
@@ -302,8 +351,13 @@ class MultiStreamModule(_ModuleBase):
     model on every chunk at once, and joins the outputs as
     ``output_concat_hint`` says, or returns the per-stream outputs as a list
     with ``concat_output=False``.  With one stream the model runs in the
-    caller's thread, pinned to the pool, and its output comes back as is.
-    The default pool is every CPU the process may use, made with the module.
+    caller's thread, pinned to the pool, and its output comes back as is, or
+    as a one-element list with ``concat_output=False`` (as IPEX).
+    ``get_stream_number()`` is the number of streams.  The default pool,
+    made with the module, is the physical cores of the first NUMA node among
+    the CPUs the process may use (``CPUPool(node_id=n)``, n the lowest node
+    holding one of them).  In a child made by ``os.fork()`` calling a module
+    made before raises RuntimeError: its streams' threads stay in the parent.
     """
 
     def __init__(self, model, num_streams="AUTO", cpu_pool=None, concat_output=True,
@@ -313,8 +367,9 @@ class MultiStreamModule(_ModuleBase):
         super().__init__()
         if not callable(model):
             raise TypeError("MultiStreamModule: %r is not callable" % (model,))
-        cpu_pool = CPUPool() if cpu_pool is None else cpu_pool
+        cpu_pool = _default_pool() if cpu_pool is None else cpu_pool
         _check_pool(cpu_pool, "MultiStreamModule")
+        self._pid = os.getpid()
         self.model = model
         self.cpu_pool = cpu_pool
         self.num_streams = _stream_count(num_streams, len(cpu_pool.core_ids))
@@ -345,10 +400,20 @@ class MultiStreamModule(_ModuleBase):
             return [list(self.cpu_pool.core_ids)]
         return self._streams.pools
 
+    def get_stream_number(self):
+        """The number of streams (IPEX's method): ``num_streams`` after "AUTO" and clamping."""
+        return self.num_streams
+
     def forward(self, *args, **kwargs):
+        if os.getpid() != self._pid:
+            raise RuntimeError("this MultiStreamModule was made in process %d; this is process "
+                               "%d, a child made by fork(), where its streams' threads do not "
+                               "exist (fork() copies only the calling thread): make a new one "
+                               "in the child" % (self._pid, os.getpid()))
         if self._streams is None:
             with self._pin:
-                return self.model(*args, **kwargs)
+                output = self.model(*args, **kwargs)
+            return output if self.concat_output else [output]
         split = _hints.Split(self.input_split_hint, args, kwargs)
         modes = _modes()
         if split.batch == 0:

@@ -5,21 +5,25 @@ a child pytest with LD_PRELOAD of Debian's libiomp5.so (LLVM/Intel OpenMP
 then serves torch's and pinfer's OpenMP calls); PINFER_TEST_IOMP=1 marks the
 child, which does not recurse.  The runtime and multi-stream tests also run
 under the OpenMP binding variables `pinfer run` sets.  PINFER_TEST_PIP=1 also
-installs the package with pip into a fresh virtual environment.
+installs the package with pip into a fresh virtual environment, with its
+`pinfer` command.  `python -m pinfer` is compared with build/pinfer, and
+docs/python.md with what the package has of IPEX.
 
 A child run passes when every test in it passes; a test it skips for another
 reason than not recursing (one that needs two CPUs, say) makes the test that
 started it a skip, with the child's reasons: counted here, not lost there.
 """
 import glob
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, allowed_cpus, import_pinfer, pinfer_path
 
 IOMP = "/usr/lib/x86_64-linux-gnu/libiomp5.so"
 PYTHON_DIR = os.path.join(ROOT, "python")
@@ -42,8 +46,9 @@ def run(argv, env=None, cwd=ROOT, timeout=300):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-# What a child run skips by design: the tests that would start children again.
-NOT_RECURSING = ("already the libiomp5 run", "already a re-run")
+# What a child run skips by design: the tests that would start children again, and the pip
+# test without PINFER_TEST_PIP (this run skips it too, and counts that skip itself).
+NOT_RECURSING = ("already the libiomp5 run", "already a re-run", "set PINFER_TEST_PIP=1")
 
 
 def run_pytest_child(files, env):
@@ -95,6 +100,94 @@ def test_the_package_imports_from_the_build_tree_anywhere():
     assert lines[1] == str(sorted(os.sched_getaffinity(0)))
 
 
+# ---------------------------------------------------------------------------
+# What the documentation promises of IPEX
+
+
+def test_the_docs_promise_only_the_ipex_the_package_has():
+    """`import pinfer as ipex` then `ipex.optimize(model)` raised AttributeError while
+    docs/python.md said that code written for IPEX runs by changing its import only.  Until
+    the front end exists, the page and the package's docstrings must say what runs (the
+    runtime API) and what does not (ipex.optimize)."""
+    pinfer = import_pinfer()
+    with open(os.path.join(ROOT, "docs", "python.md")) as page:
+        docs = page.read()
+    texts = {"docs/python.md": docs, "pinfer's docstring": pinfer.__doc__,
+             "pinfer.cpu's docstring": pinfer.cpu.__doc__}
+    if hasattr(pinfer, "optimize"):
+        pytest.skip("pinfer has optimize() now: the front end's own tests say what runs")
+    for name, text in texts.items():
+        flat = " ".join(text.split())
+        assert not re.search(r"code written for IPEX runs by changing (its|the) import",
+                             flat, re.I), name
+        assert not re.search(r"the only change code written for IPEX needs", flat, re.I), name
+    flat = " ".join(docs.split())
+    assert "`ipex.optimize(model)`" in flat and "`AttributeError`" in flat
+    assert "Only the runtime API runs unchanged." in flat
+
+
+# ---------------------------------------------------------------------------
+# python -m pinfer
+
+
+def tool_run(argv, env=None, cwd="/", **kwargs):
+    """argv's run: (exit status, stdout, stderr)."""
+    full_env = dict(os.environ, PYTHONPATH=PYTHON_DIR)
+    full_env.update(env or {})
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=full_env,
+                          cwd=cwd, **kwargs)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["topo", "--json"],
+    ["plan", "--json", "--topology", os.path.join(ROOT, "tests", "fixtures", "worked16.lscpu"),
+     "--ninstances", "2"],
+    ["plan", "--no-such-option"],
+    ["--help"],
+    [],
+], ids=["topo", "plan", "usage-error", "help", "no-arguments"])
+def test_python_m_pinfer_is_the_tool(args):
+    """The same output and exit status as build/pinfer with the same arguments."""
+    want = tool_run([pinfer_path()] + args)
+    assert tool_run([sys.executable, "-m", "pinfer"] + args) == want
+
+
+def test_python_m_pinfer_passes_the_programs_exit_status_on():
+    rc, _, err = tool_run([sys.executable, "-m", "pinfer", "run", "--no-python", "--", "sh", "-c",
+                           "exit 7"])
+    assert rc == 7, err
+
+
+@pytest.mark.skipif(len(allowed_cpus()) < 2, reason="needs two CPUs (OpenMP binds the "
+                    "initial thread to one), this process may use %s" % allowed_cpus())
+def test_python_m_pinfer_plans_on_every_cpu_under_openmp_binding_variables():
+    """Importing the package loads OpenMP, which binds the initial thread to one CPU when
+    OMP_PROC_BIND is set (as in `pinfer run`'s instances); an exec would keep that mask."""
+    _, want, _ = tool_run([pinfer_path(), "topo", "--json"])
+    rc, out, err = tool_run([sys.executable, "-m", "pinfer", "topo", "--json"],
+                            env={"OMP_PROC_BIND": "close", "OMP_PLACES": "threads"})
+    assert rc == 0, err
+    assert json.loads(out)["allowed"] == json.loads(want)["allowed"] == allowed_cpus()
+
+
+def test_python_m_pinfer_dies_of_sigpipe_as_the_tool_does():
+    """Python ignores SIGPIPE, and an ignored signal stays ignored across exec: writing to a
+    closed pipe must end `python -m pinfer` as it ends the tool."""
+    results = []
+    for argv in ([pinfer_path()], [sys.executable, "-m", "pinfer"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = subprocess.run(argv + ["topo", "--json"], stdout=write_end,
+                                  stderr=subprocess.PIPE, timeout=120, cwd="/",
+                                  env=dict(os.environ, PYTHONPATH=PYTHON_DIR))
+        finally:
+            os.close(write_end)
+        results.append(proc.returncode)
+    assert results == [-signal.SIGPIPE, -signal.SIGPIPE]
+
+
 @pytest.mark.skipif(bool(os.environ.get("PINFER_TEST_IOMP")), reason="already the libiomp5 run")
 def test_the_suite_again_under_libiomp5():
     if not os.path.exists(IOMP):
@@ -131,3 +224,20 @@ def test_pip_installs_the_package_into_a_venv(tmp_path):
                   env={"PYTHONPATH": ""}, cwd=str(tmp_path))
     assert rc == 0, out
     assert out.startswith(str(venv)), out
+    # The `pinfer` command: the tool itself (a program, not a Python wrapper), equal to
+    # build/pinfer; and `python -m pinfer` runs the package's copy of it.
+    command = venv / "bin" / "pinfer"
+    with open(str(command), "rb") as binary:
+        assert binary.read(4) == b"\x7fELF"
+    env = {"PYTHONPATH": "", "PATH": "%s:%s" % (venv / "bin", os.environ.get("PATH", ""))}
+    for args in (["topo", "--json"], ["plan", "--no-such-option"], ["--help"]):
+        want = tool_run([pinfer_path()] + args)
+        assert tool_run(["pinfer"] + args, env=env, cwd=str(tmp_path)) == want, args
+        assert tool_run([python, "-m", "pinfer"] + args, env=env, cwd=str(tmp_path)) == want
+    rc, out, err = tool_run([python, "-c", "import pinfer.__main__ as m; print(m.tool_path())"],
+                            env=env, cwd=str(tmp_path))
+    assert rc == 0, err
+    assert out.startswith(str(venv)) and out.strip().endswith("pinfer/_tool/pinfer"), out
+    rc, _, err = tool_run(["pinfer", "run", "--no-python", "--", "sh", "-c", "exit 7"], env=env,
+                          cwd=str(tmp_path))
+    assert rc == 7, err

@@ -6,13 +6,15 @@ through concat_output=False.
 """
 import inspect
 import os
+import subprocess
+import sys
 import threading
 import warnings
 
 import pytest
 import torch
 
-from conftest import import_pinfer
+from conftest import ROOT, import_pinfer
 
 
 pinfer = import_pinfer()
@@ -21,8 +23,8 @@ Hint = pinfer.MultiStreamModuleHint
 ALLOWED = pinfer.CPUPool().core_ids  # the process's CPUs (test_pinfer_runtime.py checks it)
 NCPUS = len(ALLOWED)
 TWO_CPUS = pytest.mark.skipif(NCPUS < 2, reason="needs two CPUs, this process may use %s" % ALLOWED)
-# streams_of makes a stream per CPU; one stream runs the model on the whole call and returns
-# its output as is, without looking at the hints (docs/python.md).
+# streams_of makes a stream per CPU; one stream runs the model on the whole call without
+# looking at the hints, and returns its output as is (docs/python.md).
 TWO_STREAMS = pytest.mark.skipif(NCPUS < 2, reason="needs two streams, so two CPUs (one stream "
                                  "neither splits nor concatenates); this process may use %s"
                                  % ALLOWED)
@@ -268,6 +270,27 @@ def test_one_stream_runs_in_the_callers_thread_pinned_to_the_pool():
         assert same(pinfer.MultiStreamModule(traced(model, x), num_streams=1)(x), model(x))
 
 
+def test_one_stream_without_concat_output_returns_a_one_element_list():
+    """As IPEX (`[results_raw]`): the type of the result follows concat_output, not the
+    number of streams, so code written for N streams works with one."""
+    model = linear_model()
+    x = torch.rand(4, 10)
+    msm = pinfer.MultiStreamModule(traced(model, x), num_streams=1, concat_output=False,
+                                   cpu_pool=pinfer.CPUPool(ALLOWED[:1]))
+    with torch.no_grad():
+        outs = msm(x)
+        assert isinstance(outs, list) and len(outs) == 1
+        assert same(outs[0], model(x))
+        assert same(msm(torch.rand(0, 10)), [model(torch.rand(0, 10))])
+
+
+@pytest.mark.parametrize("num_streams, want", [(1, 1), ("AUTO", NCPUS), (NCPUS, NCPUS)])
+def test_get_stream_number_is_the_number_of_streams(num_streams, want):
+    msm = streams_of(traced(linear_model(), torch.rand(2, 10)), num_streams=num_streams)
+    assert msm.get_stream_number() == want == msm.num_streams
+    assert len(msm.stream_core_ids) == want
+
+
 @TWO_CPUS
 @quiet
 def test_each_stream_runs_pinned_on_its_cpus_with_a_team_of_their_size():
@@ -345,7 +368,59 @@ def test_it_is_a_torch_module_sharing_the_models_weights():
     assert "num_streams=" in repr(msm)
     default = inspect.signature(pinfer.MultiStreamModule).parameters["cpu_pool"].default
     assert default is None  # the default pool is made with the module, not at import
-    assert streams_of(traced(model, torch.rand(2, 10)), cpu_pool=None).cpu_pool.core_ids == ALLOWED
+
+
+# ---------------------------------------------------------------------------
+# The default pool: the physical cores of the first NUMA node among the usable CPUs
+
+
+def first_node_cores(cpus, usable):
+    """The rule, from a topology's CPU rows: the lowest node holding a usable CPU, and there
+    the lowest usable CPU of each of its cores, ascending."""
+    node = min(c["node"] for c in cpus if c["cpu"] in usable and c["allowed"])
+    chosen = {}
+    for c in sorted(cpus, key=lambda c: c["cpu"]):
+        if c["node"] == node and c["cpu"] in usable and c["allowed"]:
+            chosen.setdefault((c["socket"], c["core_first"]), c["cpu"])
+    return sorted(chosen.values())
+
+
+def test_the_default_pool_on_this_machine():
+    msm = pinfer.MultiStreamModule(traced(linear_model(), torch.rand(2, 10)))
+    want = first_node_cores(pinfer.topology()["cpus"], set(ALLOWED))
+    assert msm.cpu_pool.core_ids == want
+    assert msm.num_streams == len(want)  # "AUTO"
+    node = {c["cpu"]: c["node"] for c in pinfer.topology()["cpus"]}[want[0]]
+    assert msm.cpu_pool == pinfer.CPUPool(node_id=node)
+
+
+@pytest.mark.skipif(NCPUS < 2, reason="needs two CPUs (SMT siblings of one core in the "
+                    "machine described), this process may use %s" % ALLOWED)
+@pytest.mark.parametrize("layout", ["node 0 first", "node 0 unusable"])
+def test_the_default_pool_leaves_out_smt_siblings_and_other_nodes(tmp_path, layout):
+    """On a machine described over this process's CPU ids (an lscpu file): its first two
+    CPUs are SMT siblings of one core, its third (if any) a core of its own on the same node,
+    the others on another node.  The default pool is one CPU of each of the first node's
+    cores - not every CPU, which made 112 streams on a 2x28-core HT machine.  With
+    "node 0 unusable", node 0 holds only a CPU this process may not use: the first node
+    among the usable CPUs is then node 1."""
+    usable = ALLOWED
+    first = 0 if layout == "node 0 first" else 1
+    rows = []
+    if first == 1:
+        rows.append((max(usable) + 1, 0, 0, 0))  # not in this process's mask
+    rows += [(usable[0], 1, 0, first), (usable[1], 1, 0, first)]
+    if len(usable) > 2:
+        rows.append((usable[2], 2, 0, first))
+    rows += [(cpu, 3 + i, 1, first + 1) for i, cpu in enumerate(usable[3:])]
+    path = tmp_path / "machine.lscpu"
+    path.write_text("# CPU,Core,Socket,Node\n" + "".join("%d,%d,%d,%d\n" % row
+                                                           for row in sorted(rows)))
+    want = [usable[0]] + usable[2:3]
+    assert first_node_cores(pinfer.topology(str(path))["cpus"], set(usable)) == want
+    pool = pinfer.runtime._default_pool(str(path))
+    assert pool.core_ids == want
+    assert pool.node_id == first
 
 
 # ---------------------------------------------------------------------------
@@ -389,6 +464,7 @@ def tensor_model():
     (Hint(0, 1), (torch.rand(4, 10), torch.rand(4, 3)), {}, "split sizes disagree"),
     (Hint(0), (torch.rand(4, 10), torch.rand(4, 10)), {}, "1 positional entries, but the call "
      "passes 2"),
+    (Hint(0, None), (torch.rand(4, 10),), {}, "2 positional entries, but the call passes 1"),
     (Hint(0), (torch.rand(4, 10),), {"mask": torch.rand(4)}, "no entry for the keyword "
      "argument\\(s\\) 'mask'"),
     (Hint(0), ("text",), {}, "args\\[0\\]: the hint 0 splits a tensor, but the argument is a str"),
@@ -476,3 +552,53 @@ def test_bad_pools_and_models():
         pinfer.MultiStreamModule(tensor_model(), cpu_pool=[0, 1])
     with pytest.raises(TypeError, match="not callable"):
         pinfer.MultiStreamModule(42)
+
+
+# ---------------------------------------------------------------------------
+# fork()
+
+FORK_CHILD = """
+import os, signal, sys, warnings
+import torch
+import pinfer
+warnings.simplefilter("ignore")  # the GIL warning of plain callables
+pool = pinfer.CPUPool()
+modules = {"one stream": pinfer.MultiStreamModule(lambda x: x * 2, num_streams=1, cpu_pool=pool),
+           "a stream per CPU": pinfer.MultiStreamModule(lambda x: x * 2, num_streams=len(pool),
+                                                        cpu_pool=pool)}
+for msm in modules.values():
+    assert torch.equal(msm(torch.ones(4)), torch.full((4,), 2.0))
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)  # a wait that never ends kills the child: a failure, not a hang
+    for name, msm in modules.items():
+        try:
+            msm(torch.ones(4))
+            print(name, "ran")
+        except RuntimeError as error:
+            print(name, "RuntimeError:", error)
+    fresh = pinfer.MultiStreamModule(lambda x: x * 3, num_streams=len(pool), cpu_pool=pool)
+    print("made in the child:", fresh(torch.ones(2)).tolist())
+    sys.stdout.flush()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child status", status)
+print("parent:", [msm(torch.ones(2)).tolist() for msm in modules.values()])
+"""
+
+
+def test_a_module_used_in_a_forked_child_raises_instead_of_waiting_forever():
+    """The streams' threads stay in the parent: in a child made by os.fork() the module
+    raises RuntimeError at once (one stream too, for one rule), a module made in the child
+    works, and the parent's modules still work."""
+    proc = subprocess.run([sys.executable, "-c", FORK_CHILD], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=os.path.join(ROOT,
+                                                                                   "python")))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "child status 0" in out, out
+    for name in ("one stream", "a stream per CPU"):
+        assert "%s RuntimeError: this MultiStreamModule was made in process " % name in out, out
+    assert "a child made by fork()" in out and " ran" not in out, out
+    assert "made in the child: [3.0, 3.0]" in out, out
+    assert "parent: [[2.0, 2.0], [2.0, 2.0]]" in out, out

@@ -155,6 +155,44 @@ def test_unknown_node_is_a_value_error():
         pinfer.get_core_list_of_node_id(4096)
 
 
+@pytest.mark.parametrize("node", [1 << 31, 1 << 40, -(1 << 40), 1 << 100])
+def test_node_ids_no_int_can_hold_are_value_errors_too(node):
+    """Not OverflowError: such a node does not exist either."""
+    with pytest.raises(ValueError, match="NUMA node %d does not exist" % node):
+        pinfer.CPUPool(node_id=node)
+    with pytest.raises(ValueError, match="does not exist"):
+        pinfer.get_core_list_of_node_id(node)
+
+
+def test_node_ids_are_ints():
+    assert pinfer.CPUPool(node_id=torch.tensor(NODE)).core_ids == pinfer.CPUPool(
+        node_id=NODE).core_ids
+    assert pinfer.CPUPool(node_id=torch.tensor(NODE)).node_id == NODE
+    for bad in (True, 0.0, "0"):
+        with pytest.raises(TypeError, match="not an int"):
+            pinfer.CPUPool(node_id=bad)
+
+
+def test_core_ids_from_tensors_and_arrays_keep_every_cpu_silently():
+    """torch.tensor([0, 1]) iterates as 0-d tensors, which hash by identity: they were kept
+    by the pool but reported as dropped ("CPUs [tensor(0), tensor(1)]")."""
+    np = pytest.importorskip("numpy")
+    spellings = [torch.tensor(ALLOWED), torch.tensor(ALLOWED, dtype=torch.int32),
+                 np.array(ALLOWED), [torch.tensor(c) for c in ALLOWED],
+                 [np.int64(c) for c in ALLOWED]]
+    for core_ids in spellings:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pool = pinfer.CPUPool(core_ids)
+        assert pool.core_ids == ALLOWED
+        assert all(type(c) is int for c in pool.core_ids)
+    outside = max(ALLOWED) + 1000
+    with pytest.warns(UserWarning, match=r"CPUs \[%d\] may not be used" % outside):
+        assert pinfer.CPUPool(torch.tensor([outside, ALLOWED[0]])).core_ids == ALLOWED[:1]
+    with pytest.raises(TypeError, match="not an int"):
+        pinfer.CPUPool(torch.tensor([float(ALLOWED[0])]))
+
+
 def test_pools_come_from_the_start_up_mask_not_the_pinned_thread():
     with pinfer.pin(pinfer.CPUPool(ALLOWED[:1])):
         assert sorted(os.sched_getaffinity(0)) == ALLOWED[:1]
@@ -381,6 +419,21 @@ def test_future_timeout_and_done():
     assert future.done()
 
 
+def test_a_timeout_says_how_long_get_waited():
+    """The message once read "... within %g s": PyErr_Format has no %g."""
+    gate = threading.Event()
+    task = pinfer.Task(gate.wait, pinfer.CPUPool())  # kept: freeing a task waits for its queue
+    future = task(5)
+    try:
+        for timeout, shown in [(0.01, "0.01"), (0, "0"), (0.125, "0.125"), (1, "1")]:
+            with pytest.raises(TimeoutError) as raised:
+                future.get(timeout=timeout)
+            assert str(raised.value) == "the task has not finished within %s s" % shown
+    finally:
+        gate.set()
+    assert future.get() is True
+
+
 def test_waiting_in_a_task_for_a_later_task_of_its_own_is_an_error():
     def step(depth):
         if depth == 0:
@@ -428,6 +481,51 @@ def test_task_argument_errors_and_close():
     task.close()
     with pytest.raises(RuntimeError, match="closed"):
         task("late")
+
+
+FORK_CHILD = """
+import os, signal, sys
+import pinfer
+gate_task = pinfer.Task(lambda x: x + 1, pinfer.CPUPool())
+done = gate_task(1)
+assert done.get() == 2
+sleeper = pinfer.Task(__import__("time").sleep, pinfer.CPUPool())
+pending = sleeper(3)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)  # a wait that never ends kills the child: a failure, not a hang
+    for name, use in [("submit", lambda: gate_task(2)), ("get", done.get),
+                      ("get of a pending task", pending.get), ("done", done.done),
+                      ("run_sync", lambda: gate_task.run_sync(3))]:
+        try:
+            print(name, "returned", use())
+        except RuntimeError as error:
+            print(name, "RuntimeError:", error)
+    print("made in the child:", pinfer.Task(lambda x: x * 10, pinfer.CPUPool())(4).get())
+    gate_task.close()  # the parent's worker: nothing to join here, and no error
+    sys.stdout.flush()
+    sys.exit(0)  # atexit closes what is open: must not wait for the parent's workers either
+_, status = os.waitpid(pid, 0)
+print("child status", status)
+print("parent:", gate_task(5).get(), pending.get())
+"""
+
+
+def test_a_task_used_in_a_forked_child_raises_instead_of_waiting_forever():
+    proc = subprocess.run([sys.executable, "-c", FORK_CHILD], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=os.path.join(ROOT,
+                                                                                   "python")))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "child status 0" in out, out
+    assert "returned" not in out, out
+    assert "submit RuntimeError: this Task was made in process " in out, out
+    assert "run_sync RuntimeError: this Task was made in process " in out, out
+    for name in ("get", "get of a pending task", "done"):
+        assert "%s RuntimeError: the Task of this future was made in process " % name in out, out
+    assert "a child made by fork()" in out, out
+    assert "made in the child: 40" in out, out
+    assert "parent: 6 None" in out, out
 
 
 def test_tasks_from_several_threads():

@@ -1,6 +1,7 @@
 """IPEX's spelling: ``ipex.cpu.runtime`` is ``pinfer.cpu.runtime``, the same
 module as ``pinfer.runtime``, so that ``import pinfer as ipex`` is the only
-change code written for IPEX needs."""
+change code using IPEX's runtime API needs (IPEX's front end, such as
+``ipex.optimize``, is not part of pinfer)."""
 import sys
 
 from .. import runtime
