@@ -358,9 +358,11 @@ typedef void (*pf_log_fn)(void *ctx, pf_log_level level, const char *text);
 
 /*
  * text as one printable line: control characters (a newline in a file name
- * or an argument, an escape sequence) written as \n, \t, \r or \xHH, and a
- * backslash as \\, so that a message can neither break into two lines nor
- * drive the terminal.  malloc'd; NULL when out of memory.
+ * or an argument, an escape sequence) written as \n, \t, \r or \xHH, so
+ * that a message can neither break into two lines nor drive the terminal.
+ * Backslashes stay as they are: a shell-quoted command line in a message
+ * (pf_shell_join) must still read back as the same words.  malloc'd; NULL
+ * when out of memory.
  */
 char *pf_printable(const char *text);
 
@@ -483,7 +485,8 @@ void pf_spawn_options_init(pf_spawn_options *opts);
  * kernel refuses is a warning and the program still runs; an exec that
  * fails comes back through a close-on-exec pipe: the child is reaped and the
  * call returns -ENOENT / -EACCES / -ENOEXEC ... with *why ("cannot run X:
- * ...").  fork() and pipe failures return their errno (-EAGAIN, -EMFILE).
+ * ...").  fork() and pipe failures return their errno (-EAGAIN, -EMFILE), with
+ * *why "fork: ..." or "cannot create a pipe: ...".
  * On success *pid is the child's pid, for the caller to wait for.
  */
 int pf_spawn(const pf_spawn_options *opts, int *pid, char **why);
@@ -559,8 +562,12 @@ typedef struct pf_supervisor_options {
     const char *log_dir;    /* log files there (created, parents too); NULL: none */
     const char *log_prefix; /* their names' prefix; NULL: "run" */
     bool capture;           /* read the instances' output (always with log_dir) */
-    int console_fd;         /* captured output is copied there (default 1), never blocking:
-                               what a slow console cannot take is dropped and counted */
+    int console_fd;         /* captured output is copied there (default 1), never blocking
+                               the supervisor.  With log files, what a slow console cannot
+                               take (beyond 1 MiB held) is dropped, counted and said; without,
+                               output is not read until the console catches up (instances
+                               wait, nothing is lost).  At the end it is given one grace
+                               period to take what it holds (none after a signal). */
     bool prefix_lines;      /* ... line by line as "[i] line", i the plan index */
     bool null_stdin;        /* instances read /dev/null, not the launcher's stdin */
     int grace_ms;           /* after a stop or a forwarded signal, SIGKILL after this */
@@ -596,8 +603,12 @@ int pf_supervisor_create(const pf_launch_spec *spec, const pf_supervisor_options
                          pf_supervisor **out, char **why);
 
 /*
- * Start every instance at once.  If one cannot be started, those started
- * are killed (nothing half-done) and the error is returned with *why.
+ * Start every instance at once.  If one cannot be started, that is said
+ * once, as an error ("cannot start instance 1: fork: Resource temporarily
+ * unavailable"), and returned with the same *why; those started are killed
+ * and reaped (nothing half-done), without being reported or counted as
+ * exits, and the log files of the instances that never ran are removed at
+ * pf_supervisor_free().  The supervisor is then finished.
  */
 int pf_supervisor_start(pf_supervisor *sup, char **why);
 
@@ -623,7 +634,12 @@ int pf_supervisor_step(pf_supervisor *sup);
  */
 int pf_supervisor_run(pf_supervisor *sup, int timeout_ms);
 
-/* true once every instance has exited for good and its output is drained. */
+/*
+ * true once every instance has exited for good, its output is drained, and
+ * the console has taken what it held (or the drain deadline, one grace
+ * period after the last exit, has passed; not waited for after
+ * pf_supervisor_signal()).
+ */
 bool pf_supervisor_finished(const pf_supervisor *sup);
 
 /*
@@ -643,8 +659,9 @@ unsigned pf_supervisor_restarts(const pf_supervisor *sup, size_t instance);
 
 /*
  * The run's exit status: 0 if every instance exited 0, else that of the
- * lowest-index failed instance (128+N for signal N); 1 when they all
- * succeeded but a log file could not be written in full.  Each exit was
+ * lowest-index failed instance (128+N for signal N); with fail_fast, that of
+ * the instance whose failure stopped the others (not the SIGTERM they got);
+ * 1 when they all succeeded but a log file could not be written in full.  Each exit was
  * logged as it happened ("instance 1 exited 3 after 1.0 s", an error;
  * "instance 0 exited 0 after 12.3 s", info).
  */

@@ -57,6 +57,14 @@ static void restore_handlers(const struct sigaction *saved)
     sigaction(SIGPIPE, &saved[NFORWARDED], NULL);
 }
 
+static void close_signal_pipe(void)
+{
+    for (int k = 0; k < 2; k++) {
+        close(signal_pipe[k]);
+        signal_pipe[k] = -1;
+    }
+}
+
 /* The status a shell gives a program that cannot be run. */
 static int status_of_start_error(int rc)
 {
@@ -101,22 +109,23 @@ static int run_supervised(const tool_options *o, const pf_launch_spec *spec)
     so.null_stdin = isatty(STDIN_FILENO);
     if (o->grace_ms > 0)
         so.grace_ms = o->grace_ms;
+    /* First: a failure here must not leave the supervisor's log files behind. */
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        fprintf(stderr, "pinfer: error: cannot create a pipe: %s\n", strerror(errno));
+        return 1;
+    }
     char *why = NULL;
     pf_supervisor *sup = NULL;
     int rc = pf_supervisor_create(spec, &so, &sup, &why);
     if (rc < 0) {
         pf_log_stderr(NULL, PF_LOG_ERROR, why ? why : pf_strerror(rc));
         free(why);
+        close_signal_pipe();
         /* 127 or 126 only when the program is what cannot be run (not a log directory). */
         char *path = NULL;
         int program = pf_launch_spec_resolve(spec, &path, NULL);
         free(path);
         return program < 0 ? status_of_start_error(program) : 1;
-    }
-    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        pf_supervisor_free(sup);
-        fprintf(stderr, "pinfer: error: cannot create a pipe: %s\n", strerror(errno));
-        return 1;
     }
     struct sigaction saved[NFORWARDED + 1];
     install_handlers(saved);
@@ -125,12 +134,11 @@ static int run_supervised(const tool_options *o, const pf_launch_spec *spec)
     int status = pf_supervisor_exit_status(sup);
     pf_supervisor_free(sup);
     restore_handlers(saved);
-    close(signal_pipe[0]);
-    close(signal_pipe[1]);
+    close_signal_pipe();
     if (rc < 0) {
-        pf_log_stderr(NULL, PF_LOG_ERROR, why ? why : pf_strerror(rc));
+        /* The supervisor said which instance could not start, and stopped the others. */
         free(why);
-        return status ? status : 1;
+        return status_of_start_error(rc);
     }
     return status;
 }

@@ -218,8 +218,6 @@ char *pf_printable(const char *text)
             pf__buf_puts(&b, "\\t");
         else if (*p == '\r')
             pf__buf_puts(&b, "\\r");
-        else if (*p == '\\')
-            pf__buf_puts(&b, "\\\\");
         else if (*p < 0x20 || *p == 0x7f)
             pf__buf_printf(&b, "\\x%02x", *p);
         else

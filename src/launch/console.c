@@ -86,17 +86,19 @@ bool pf__console_flush(pf__console *c)
     return c->len == 0;
 }
 
+/*
+ * Keep a write for later, whole or not at all: a write is a line (or a
+ * chunk of one instance's output), and a part of it held with the rest
+ * dropped would join the next line on the console ("[1] 12[0] 345").
+ */
 static void hold(pf__console *c, const char *p, size_t n)
 {
-    if (!c->buf && !(c->buf = malloc(CONSOLE_BUFFER))) {
+    if ((!c->buf && !(c->buf = malloc(CONSOLE_BUFFER))) || n > CONSOLE_BUFFER - c->len) {
         c->dropped += n;
         return;
     }
-    size_t room = CONSOLE_BUFFER - c->len;
-    size_t take = n < room ? n : room;
-    memcpy(c->buf + c->len, p, take);
-    c->len += take;
-    c->dropped += n - take;
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
 }
 
 void pf__console_write(pf__console *c, const char *p, size_t n)

@@ -66,8 +66,12 @@ void pf__log_instance(const pf_launch_spec *spec, size_t i, bool memory, pf_log_
     char *how = pf_binding_command(in, spec->bind_cpus, memory);
     char *words = binding_words(in, spec->bind_cpus, memory);
     char *env = environment_line(spec, i);
-    pf__logf(log, ctx, PF_LOG_INFO, "instance %d: %s (%s %s)", in->index, words ? words : "?",
-             how ? how : "?", cmd ? cmd : "?");
+    if (spec->bind_cpus) /* "(numactl -C 0-3 -m 0 <command>)": what it amounts to */
+        pf__logf(log, ctx, PF_LOG_INFO, "instance %d: %s (%s %s)", in->index, words ? words : "?",
+                 how ? how : "?", cmd ? cmd : "?");
+    else /* "not bound (<command>)": there is no command to show for no binding */
+        pf__logf(log, ctx, PF_LOG_INFO, "instance %d: %s (%s)", in->index, words ? words : "?",
+                 cmd ? cmd : "?");
     pf__logf(log, ctx, PF_LOG_INFO, "instance %d environment: %s", in->index, env ? env : "?");
     free(cmd);
     free(how);

@@ -84,10 +84,12 @@ bool pf__console_pending(const pf__console *c);
  * launcher's <prefix>_<stamp>_instances.log and one
  * <prefix>_<stamp>_instance_<index>_cores_<cpus>.log per instance, all
  * created with O_EXCL: a stamp already used gets _2, _3, ...  *main_fd and
- * fds[i] are open for writing (O_CLOEXEC).  0, or -errno with *why.
+ * fds[i] are open for writing (O_CLOEXEC); *main_name and names[i] are
+ * their paths (malloc'd: the caller frees them).  0, or -errno with *why
+ * and no file made.
  */
-int pf__logs_open(const char *dir, const char *prefix, const pf_plan *plan, int *main_fd, int *fds,
-                  char **why);
+int pf__logs_open(const char *dir, const char *prefix, const pf_plan *plan, int *main_fd,
+                  char **main_name, int *fds, char **names, char **why);
 
 /*
  * Memory binding of the spec's instances, if asked and allowed here: probed

@@ -58,36 +58,45 @@ static int create(const char *name)
     return fd >= 0 ? fd : -errno;
 }
 
-/* Every file of one stamp, or none (those made are removed): -EEXIST if one exists. */
+/*
+ * Every file of one stamp, or none: -EEXIST if one exists.  On a failure
+ * the files this call made are removed (made with O_EXCL, they are ours and
+ * empty; a file that was there is not touched), so that neither a name
+ * clash nor EMFILE halfway through leaves stray empty files.
+ */
 static int open_stamp(const char *dir, const char *prefix, const char *stamp, const pf_plan *plan,
-                      int *main_fd, int *fds)
+                      int *main_fd, char **main_name, int *fds, char **names)
 {
     size_t made = 0;
-    char *main_name = pf__strdupf("%s/%s_%s_instances.log", dir, prefix, stamp);
-    int rc = main_name ? create(main_name) : -ENOMEM;
-    *main_fd = rc;
+    *main_name = pf__strdupf("%s/%s_%s_instances.log", dir, prefix, stamp);
+    int rc = *main_fd = *main_name ? create(*main_name) : -ENOMEM;
     for (; rc >= 0 && made < plan->ninstances; made++) {
-        char *name = instance_log_name(dir, prefix, stamp, &plan->instances[made]);
-        rc = fds[made] = name ? create(name) : -ENOMEM;
-        free(name);
+        names[made] = instance_log_name(dir, prefix, stamp, &plan->instances[made]);
+        rc = fds[made] = names[made] ? create(names[made]) : -ENOMEM;
     }
-    if (rc < 0) {
-        /* Ours, just made, empty: not part of any run.  Instance files of a
-           failed stamp are left: they may be another run's. */
-        for (size_t k = 0; k + 1 < made; k++)
+    if (rc >= 0)
+        return 0;
+    for (size_t k = 0; k < made; k++) {
+        if (fds[k] >= 0) {
             close(fds[k]);
-        if (*main_fd >= 0) {
-            close(*main_fd);
-            unlink(main_name);
+            unlink(names[k]);
         }
-        *main_fd = -1;
+        fds[k] = -1;
+        free(names[k]);
+        names[k] = NULL;
     }
-    free(main_name);
-    return rc < 0 ? rc : 0;
+    if (*main_fd >= 0) {
+        close(*main_fd);
+        unlink(*main_name);
+    }
+    *main_fd = -1;
+    free(*main_name);
+    *main_name = NULL;
+    return rc;
 }
 
-int pf__logs_open(const char *dir, const char *prefix, const pf_plan *plan, int *main_fd, int *fds,
-                  char **why)
+int pf__logs_open(const char *dir, const char *prefix, const pf_plan *plan, int *main_fd,
+                  char **main_name, int *fds, char **names, char **why)
 {
     int rc = make_dirs(dir);
     if (rc < 0)
@@ -103,7 +112,7 @@ int pf__logs_open(const char *dir, const char *prefix, const pf_plan *plan, int 
             snprintf(stamp, sizeof stamp, "%s", base);
         else
             snprintf(stamp, sizeof stamp, "%s_%d", base, attempt);
-        rc = open_stamp(dir, prefix, stamp, plan, main_fd, fds);
+        rc = open_stamp(dir, prefix, stamp, plan, main_fd, main_name, fds, names);
         if (rc == 0)
             return 0;
         if (rc != -EEXIST)

@@ -223,7 +223,7 @@ int pf_spawn(const pf_spawn_options *o, int *pid_out, char **why)
     if (pipe2(fds, O_CLOEXEC) != 0) {
         rc = -errno;
         prepared_free(&p);
-        return pf__fail(why, rc, "cannot start %s: %s", o->argv[0], strerror(-rc));
+        return pf__fail(why, rc, "cannot create a pipe: %s", strerror(-rc));
     }
     sigset_t all, saved;
     sigfillset(&all);
@@ -237,7 +237,7 @@ int pf_spawn(const pf_spawn_options *o, int *pid_out, char **why)
     if (pid < 0) {
         close(fds[0]);
         prepared_free(&p);
-        return pf__fail(why, -err, "cannot start %s: %s", o->argv[0], strerror(err));
+        return pf__fail(why, -err, "fork: %s", strerror(err));
     }
     if (o->new_group)
         setpgid(pid, pid); /* also here: no race with a signal sent to the group right away */

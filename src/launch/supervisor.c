@@ -46,6 +46,14 @@
 
 enum event_kind { EV_TIMER = 0, EV_EXIT, EV_OUTPUT };
 
+/* A log file of the run: the launcher's, or an instance's. */
+typedef struct log_file {
+    int fd;      /* -1: none */
+    char *name;  /* its path: a file the run leaves unused is removed */
+    bool failed; /* a write to it failed (said once) */
+    bool used;   /* something was written to it */
+} log_file;
+
 typedef struct instance {
     pid_t pid;         /* its main process; 0: none (never started, or reaped) */
     int pidfd;         /* -1: none */
@@ -54,8 +62,7 @@ typedef struct instance {
     bool ever_started; /* its status counts */
     int status;        /* the last wait status */
     int out_fd;        /* read end of its output pipe; -1 */
-    int log_fd;        /* its log file; -1 */
-    bool log_failed;   /* a write to it failed (reported once) */
+    log_file log;      /* its log file */
     pf__line line;     /* captured output not yet a whole line */
     double started_at;
     double restart_at; /* < 0: no restart due */
@@ -70,15 +77,17 @@ struct pf_supervisor {
     bool memory; /* memory binding is on and allowed here */
     int epfd;
     int timerfd;
-    bool tick; /* no pidfds: poll exits every TICK_MS */
-    int main_log_fd;
-    bool main_log_failed;
-    bool log_failed; /* some log file lost output: the run's status is not 0 */
-    pf__console out; /* the instances' output, when copied to the console */
-    pf__console err; /* the supervisor's messages, without a log callback */
+    bool tick;         /* no pidfds: poll exits every TICK_MS */
+    log_file main_log; /* the launcher's log file */
+    bool log_failed;   /* some log file lost output: the run's status is not 0 */
+    pf__console out;   /* the instances' output, when copied to the console */
+    pf__console err;   /* the supervisor's messages, without a log callback */
     instance *in;
     size_t n;
-    bool stopping;      /* a signal was forwarded: nothing restarts */
+    bool stopping;      /* a signal was forwarded (or fail-fast): nothing restarts */
+    bool interrupted;   /* pf_supervisor_signal(): the end does not wait for the console */
+    bool held_back;     /* output not read until the console catches up (no log files) */
+    long cause;         /* the instance whose failure stopped the others (fail-fast); -1 */
     double kill_at;     /* SIGKILL what is left then; < 0 none */
     double drain_until; /* all down: stop waiting for output then; < 0 not yet */
 };
@@ -93,8 +102,7 @@ static double now_ms(void)
 /* ---- messages ------------------------------------------------------------ */
 
 /* A write to a log file; a failure is said once per file, and the run fails. */
-static void log_write(pf_supervisor *s, int fd, bool *failed, const char *what, const char *buf,
-                      size_t n);
+static void log_write(pf_supervisor *s, log_file *f, const char *what, const char *buf, size_t n);
 
 /*
  * The supervisor's messages: to the log callback, or to its own
@@ -102,11 +110,10 @@ static void log_write(pf_supervisor *s, int fd, bool *failed, const char *what, 
  */
 static void say_text(pf_supervisor *s, pf_log_level level, const char *text)
 {
-    if (s->main_log_fd >= 0) {
+    if (s->main_log.fd >= 0) {
         char *line = pf__log_file_line(level, text);
         if (line)
-            log_write(s, s->main_log_fd, &s->main_log_failed, "the launcher's log file", line,
-                      strlen(line));
+            log_write(s, &s->main_log, "the launcher's log file", line, strlen(line));
         free(line);
     }
     if (s->o.log) {
@@ -140,17 +147,17 @@ static void say_fn(void *ctx, pf_log_level level, const char *text)
     say_text(ctx, level, text);
 }
 
-static void log_write(pf_supervisor *s, int fd, bool *failed, const char *what, const char *buf,
-                      size_t n)
+static void log_write(pf_supervisor *s, log_file *f, const char *what, const char *buf, size_t n)
 {
-    if (fd < 0 || *failed)
+    if (f->fd < 0 || f->failed || n == 0)
         return;
-    int rc = pf__write_all(fd, buf, n);
+    f->used = true;
+    int rc = pf__write_all(f->fd, buf, n);
     if (rc == 0)
         return;
-    *failed = true;
+    f->failed = true;
     s->log_failed = true;
-    /* Said after *failed is set: the message does not go into the file that failed again. */
+    /* Said after f->failed is set: the message does not go into the file that failed again. */
     say(s, PF_LOG_ERROR, "cannot write %s: %s (its output from now on is missing there)", what,
         strerror(-rc));
 }
@@ -218,11 +225,11 @@ static bool by_lines(const pf_supervisor *s)
 static void relay(pf_supervisor *s, size_t i, const char *buf, size_t n)
 {
     instance *in = &s->in[i];
-    if (in->log_fd >= 0) {
+    if (in->log.fd >= 0) {
         char what[64];
         snprintf(what, sizeof what, "the log file of instance %d",
                  s->spec->plan->instances[i].index);
-        log_write(s, in->log_fd, &in->log_failed, what, buf, n);
+        log_write(s, &in->log, what, buf, n);
     }
     line_target t = {s, i};
     if (by_lines(s))
@@ -291,7 +298,7 @@ static int start_instance(pf_supervisor *s, size_t i, char **why)
     *st = (instance){.pid = pid,
                      .pidfd = -1,
                      .out_fd = pipefd[0],
-                     .log_fd = st->log_fd,
+                     .log = st->log,
                      .ever_started = true,
                      .started_at = now_ms(),
                      .restart_at = -1,
@@ -346,6 +353,8 @@ static void report_exit(pf_supervisor *s, size_t i, int restart_ms)
         s->spec->plan->instances[i].index, what, (now_ms() - in->started_at) / 1e3, again);
 }
 
+static void stop(pf_supervisor *s, int sig, const char *message);
+
 static void schedule(pf_supervisor *s, size_t i)
 {
     instance *in = &s->in[i];
@@ -367,8 +376,14 @@ static void schedule(pf_supervisor *s, size_t i)
     report_exit(s, i, restart_ms);
     if (s->o.on_exit)
         s->o.on_exit(s->o.ctx, i, in->status, restart_ms);
-    if (failed_now && !again && s->o.fail_fast && !s->stopping)
-        pf_supervisor_signal(s, SIGTERM, "an instance failed: stopping the others (fail-fast)");
+    if (failed_now && !again && s->o.fail_fast && !s->stopping) {
+        /* The run's status is this failure's, not that of the SIGTERM it causes. */
+        s->cause = (long)i;
+        char message[96];
+        snprintf(message, sizeof message, "instance %d failed: stopping the others (fail-fast)",
+                 s->spec->plan->instances[i].index);
+        stop(s, SIGTERM, message);
+    }
 }
 
 /*
@@ -439,7 +454,10 @@ bool pf_supervisor_finished(const pf_supervisor *s)
     for (size_t i = 0; i < s->n; i++)
         if (s->in[i].out_fd >= 0)
             return false;
-    return true;
+    /* What a slow console still holds gets until the drain deadline, so that the
+       last lines are not lost; after a signal the end comes at once. */
+    bool pending = pf__console_pending(&s->out) || pf__console_pending(&s->err);
+    return !pending || s->interrupted || (s->drain_until >= 0 && now_ms() >= s->drain_until);
 }
 
 static void check_deadlines(pf_supervisor *s)
@@ -506,16 +524,43 @@ static void arm_timer(pf_supervisor *s)
     timerfd_settime(s->timerfd, 0, &t, NULL);
 }
 
-/* Write what the consoles hold; once drained, say what could not be shown. */
-static void flush_consoles(pf_supervisor *s)
+/*
+ * Write what the consoles hold; once drained, say what could not be shown.
+ * At the end (final) it is said even if the console never drained (a pipe
+ * nobody reads), counting what is still held: that is never shown either.
+ */
+static void flush_consoles(pf_supervisor *s, bool final)
 {
     pf__console_flush(&s->err);
-    if (pf__console_flush(&s->out) && s->out.dropped > 0) {
-        size_t dropped = s->out.dropped;
+    bool drained = pf__console_flush(&s->out);
+    size_t lost = s->out.dropped + (drained ? 0 : s->out.len);
+    if ((drained || final) && lost > 0) {
         s->out.dropped = 0;
         say(s, PF_LOG_WARNING,
             "the console could not keep up: %zu bytes of the instances' output were not shown%s",
-            dropped, s->main_log_fd >= 0 ? " (the log files have them)" : "");
+            lost, s->main_log.fd >= 0 ? " (the log files have them)" : "");
+    }
+}
+
+/*
+ * Without log files the console copy is the only one: rather than drop it,
+ * the instances' output is not read while the console is behind (they wait
+ * in write(), as they would on a slow terminal), and is read again once the
+ * console has taken what it holds.  The supervisor itself never waits.
+ */
+static void hold_back_output(pf_supervisor *s)
+{
+    bool hold = !s->o.log_dir && !s->o.on_output && pf__console_pending(&s->out);
+    if (hold == s->held_back)
+        return;
+    s->held_back = hold;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->in[i].out_fd < 0)
+            continue;
+        if (hold)
+            epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->in[i].out_fd, NULL);
+        else
+            watch(s, s->in[i].out_fd, EV_OUTPUT, i);
     }
 }
 
@@ -539,7 +584,8 @@ int pf_supervisor_step(pf_supervisor *s)
     }
     observe_exits(s);
     check_deadlines(s);
-    flush_consoles(s);
+    flush_consoles(s, false);
+    hold_back_output(s);
     arm_timer(s);
     return rc;
 }
@@ -578,6 +624,13 @@ void pf_supervisor_signal(pf_supervisor *s, int sig, const char *message)
 {
     if (!s)
         return;
+    s->interrupted = true;
+    stop(s, sig, message);
+}
+
+/* Pass sig on, then the grace period; asked again within it, kill at once. */
+static void stop(pf_supervisor *s, int sig, const char *message)
+{
     if (message)
         say(s, PF_LOG_INFO, "%s", message);
     if (s->stopping && s->kill_at >= 0 && !all_down(s)) {
@@ -610,13 +663,21 @@ unsigned pf_supervisor_restarts(const pf_supervisor *s, size_t i)
     return s && i < s->n ? s->in[i].restarts : 0;
 }
 
+/* A wait status as a shell shows it: the exit status, or 128+N for signal N. */
+static int exit_code(int status)
+{
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
 int pf_supervisor_exit_status(pf_supervisor *s)
 {
     int code = 0;
+    if (s && s->cause >= 0) /* fail-fast: the failure that stopped the others */
+        code = exit_code(s->in[s->cause].status);
     for (size_t i = 0; s && i < s->n && code == 0; i++) {
         int st = s->in[i].status;
         if (s->in[i].ever_started && s->in[i].exited && failed(st))
-            code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+            code = exit_code(st);
     }
     if (code == 0 && s && s->log_failed)
         code = 1; /* the run lost output: not a success */
@@ -624,6 +685,27 @@ int pf_supervisor_exit_status(pf_supervisor *s)
 }
 
 /* ---- creating and freeing ------------------------------------------------ */
+
+/*
+ * An instance of a start that failed: killed, reaped and its output read,
+ * without being reported or counted as an exit (the failure to start is
+ * what is reported), so that the run ends at once with nothing running.
+ */
+static void abandon(pf_supervisor *s, size_t i)
+{
+    instance *in = &s->in[i];
+    if (in->pid > 0)
+        kill(-in->pid, SIGKILL);
+    reap(in);
+    if (in->out_fd >= 0) {
+        read_output(s, i, true);
+        if (in->out_fd >= 0)
+            close_output(s, i);
+    }
+    close_fd(s, &in->pidfd);
+    in->exited = in->ever_started = false;
+    in->done = true;
+}
 
 int pf_supervisor_start(pf_supervisor *s, char **why)
 {
@@ -634,18 +716,18 @@ int pf_supervisor_start(pf_supervisor *s, char **why)
         pf__log_instance(s->spec, i, s->memory, say_fn, s);
         char *err = NULL;
         rc = start_instance(s, i, &err);
-        if (rc < 0) {
+        if (rc < 0) { /* said once, here; *why is the same line */
             say(s, PF_LOG_ERROR, "cannot start instance %d: %s", s->spec->plan->instances[i].index,
                 err ? err : strerror(-rc));
-            rc = pf__fail(why, rc, "could not start every instance");
+            rc = pf__fail(why, rc, "cannot start instance %d: %s",
+                          s->spec->plan->instances[i].index, err ? err : strerror(-rc));
         }
         free(err);
     }
     if (rc < 0) { /* nothing half-done: stop what started */
         s->stopping = true;
-        signal_groups(s, SIGKILL);
         for (size_t i = 0; i < s->n; i++)
-            s->in[i].done = true;
+            abandon(s, i);
     }
     arm_timer(s);
     return rc;
@@ -677,22 +759,25 @@ int pf_supervisor_create(const pf_launch_spec *spec, const pf_supervisor_options
     if (s->o.grace_ms <= 0)
         s->o.grace_ms = DEFAULT_GRACE_MS;
     s->n = spec->plan->ninstances;
-    s->epfd = s->timerfd = s->main_log_fd = -1;
+    s->epfd = s->timerfd = -1;
+    s->main_log = (log_file){.fd = -1};
+    s->cause = -1;
     pf__console_open(&s->out, s->o.console_fd);
     pf__console_open(&s->err, s->o.log ? -1 : STDERR_FILENO);
     s->kill_at = s->drain_until = -1;
     s->in = calloc(s->n, sizeof *s->in);
     int *log_fds = calloc(s->n, sizeof *log_fds);
-    int rc = s->in && log_fds ? 0 : pf__fail(why, -ENOMEM, "out of memory");
+    char **log_names = calloc(s->n, sizeof *log_names);
+    int rc = s->in && log_fds && log_names ? 0 : pf__fail(why, -ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < s->n; i++)
-        s->in[i] = (instance){.pidfd = -1, .out_fd = -1, .log_fd = -1, .restart_at = -1};
+        s->in[i] = (instance){.pidfd = -1, .out_fd = -1, .log = {.fd = -1}, .restart_at = -1};
     if (rc == 0)
         rc = pf_launch_spec_resolve(spec, &s->file, why);
     if (rc == 0 && s->o.log_dir) {
         rc = pf__logs_open(s->o.log_dir, s->o.log_prefix ? s->o.log_prefix : "run", spec->plan,
-                           &s->main_log_fd, log_fds, why);
+                           &s->main_log.fd, &s->main_log.name, log_fds, log_names, why);
         for (size_t i = 0; rc == 0 && i < s->n; i++)
-            s->in[i].log_fd = log_fds[i];
+            s->in[i].log = (log_file){.fd = log_fds[i], .name = log_names[i]};
     }
     /* Before an error, if any: the warnings may explain it. */
     for (size_t k = 0; k < spec->nwarnings; k++)
@@ -702,12 +787,29 @@ int pf_supervisor_create(const pf_launch_spec *spec, const pf_supervisor_options
     if (rc == 0 && pf__memory_allowed(spec, say_fn, s, &s->memory) < 0)
         rc = pf__fail(why, -ENOMEM, "out of memory");
     free(log_fds);
+    free(log_names);
     if (rc < 0) {
         pf_supervisor_free(s);
         return rc;
     }
     *out = s;
     return 0;
+}
+
+/*
+ * Close a log file; one the run left unused is removed: the file of an
+ * instance that never started (a failed start, a failed create), or the
+ * launcher's when nothing was said.  Only the files the run made are
+ * touched, so a failure leaves no empty log files behind.
+ */
+static void close_log(log_file *f, bool keep)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->name && !keep && !f->used)
+        unlink(f->name);
+    free(f->name);
+    *f = (log_file){.fd = -1};
 }
 
 void pf_supervisor_free(pf_supervisor *s)
@@ -724,16 +826,14 @@ void pf_supervisor_free(pf_supervisor *s)
             close(in->out_fd);
         if (in->pidfd >= 0)
             close(in->pidfd);
-        if (in->log_fd >= 0)
-            close(in->log_fd);
+        close_log(&in->log, in->ever_started);
         reap(in);
     }
-    flush_consoles(s);
+    flush_consoles(s, true);
     pf__console_flush(&s->err); /* the drop report, if any */
     pf__console_close(&s->out);
     pf__console_close(&s->err);
-    if (s->main_log_fd >= 0)
-        close(s->main_log_fd);
+    close_log(&s->main_log, false);
     if (s->timerfd >= 0)
         close(s->timerfd);
     if (s->epfd >= 0)

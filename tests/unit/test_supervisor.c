@@ -7,6 +7,7 @@
  */
 #include "pf_proc_test.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -344,25 +345,49 @@ static void test_fail_fast(void **state)
     double t0 = test_now_ms();
     assert_true(drive(&sup, 1, 10000));
     assert_true(test_now_ms() - t0 < 5000); /* not the 30 s of the sleep */
-    /* instance 0 was stopped by SIGTERM; the status is the lowest index's that failed */
-    assert_int_equal(pf_supervisor_exit_status(sup), 128 + SIGTERM);
+    /* instance 0 was stopped by SIGTERM; the status is that of the failure that stopped
+       it (instance 1's 4), not the lowest index's 143: that was the launcher's own SIGTERM */
+    assert_int_equal(pf_supervisor_exit_status(sup), 4);
     assert_int_equal(s.errors, 2);
     pf_supervisor_free(sup);
     pf_launch_spec_free(spec);
 }
 
-/* A console nobody reads: the supervisor never blocks, drops, and says how much. */
+/* Remove a directory and the files in it. */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+/*
+ * A console nobody reads, with log files: the supervisor never blocks,
+ * drops the console copy (the log files have it all), and says how much.
+ */
 static void test_slow_console(void **state)
 {
     (void)state;
     int fds[2];
     assert_int_equal(pipe(fds), 0);
+    char dir[] = "/tmp/pf_test_supervisor_XXXXXX";
+    assert_non_null(mkdtemp(dir));
     pf_launch_spec *spec = shell_spec("yes 0123456789 | head -n 150000", 1);
     seen s = {0};
     pf_supervisor_options o;
     pf_supervisor_options_init(&o);
     o.capture = true;
     o.console_fd = fds[1];
+    o.log_dir = dir;
+    o.grace_ms = 300; /* how long the end waits for the console */
     o.log = on_log;
     o.log_ctx = &s;
     pf_supervisor *sup = NULL;
@@ -387,6 +412,56 @@ static void test_slow_console(void **state)
     /* more than the console buffer (1 MiB): the rest was dropped, and said */
     assert_true(got < 1650000);
     assert_non_null(strstr(s.last_log, "the console could not keep up"));
+    pf_supervisor_free(sup);
+    close(fds[0]);
+    close(fds[1]);
+    remove_dir(dir);
+    pf_launch_spec_free(spec);
+}
+
+/*
+ * A slow console without log files: its copy is the only one, so nothing is
+ * dropped; the instance waits (its output is not read meanwhile) until the
+ * console has taken it, and the supervisor still never blocks.
+ */
+static void test_slow_console_without_logs(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pf_launch_spec *spec = shell_spec("yes 0123456789 | head -n 150000", 1);
+    seen s = {0};
+    pf_supervisor_options o;
+    pf_supervisor_options_init(&o);
+    o.capture = true;
+    o.console_fd = fds[1];
+    o.log = on_log;
+    o.log_ctx = &s;
+    pf_supervisor *sup = NULL;
+    assert_int_equal(pf_supervisor_create(spec, &o, &sup, NULL), 0);
+    assert_int_equal(pf_supervisor_start(sup, NULL), 0);
+    double t0 = test_now_ms();
+    assert_false(drive(&sup, 1, 300)); /* held back: steps return, the instance waits */
+    assert_true(test_now_ms() - t0 < 1000);
+    assert_true(pf_supervisor_pid(sup, 0) > 0);
+    char buf[65536];
+    size_t got = 0;
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    for (int round = 0; round < 4000 && !pf_supervisor_finished(sup); round++) {
+        ssize_t r = read(fds[0], buf, sizeof buf);
+        if (r > 0)
+            got += (size_t)r;
+        struct pollfd p = {.fd = pf_supervisor_fd(sup), .events = POLLIN};
+        poll(&p, 1, 5);
+        pf_supervisor_step(sup);
+    }
+    assert_true(pf_supervisor_finished(sup));
+    ssize_t r;
+    while ((r = read(fds[0], buf, sizeof buf)) > 0)
+        got += (size_t)r;
+    assert_int_equal(got, 150000 * 11); /* every byte */
+    assert_int_equal(pf_supervisor_exit_status(sup), 0);
+    assert_int_equal(s.warnings, 0); /* nothing dropped, nothing said */
     pf_supervisor_free(sup);
     close(fds[0]);
     close(fds[1]);
@@ -443,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_thread),
         cmocka_unit_test(test_fail_fast),
         cmocka_unit_test(test_slow_console),
+        cmocka_unit_test(test_slow_console_without_logs),
         cmocka_unit_test(test_free_kills),
         cmocka_unit_test(test_program_missing),
     };
