@@ -455,8 +455,10 @@ static void test_large_synthetic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan_table),      cmocka_unit_test(test_warnings),
-        cmocka_unit_test(test_quota),           cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_plan_table),
+        cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_quota),
+        cmocka_unit_test(test_messages),
         cmocka_unit_test(test_core_list_needs_usable_cpus),
         cmocka_unit_test(test_large_synthetic),
     };
