@@ -143,6 +143,7 @@ typedef struct pf_plan_options {
     int ncores_per_instance; /* NC; 0 = not given, -1 = split evenly with the
                                 remainder to the first instances */
     int node_id;             /* -1 = not given */
+    int socket_id;           /* -1 = not given; the CPUs of this socket, all its nodes */
     const char *nodes_list;  /* NULL = not given; an id list */
     const char *core_list;   /* NULL = not given; a CPU list */
     bool use_logical_cores;

@@ -19,6 +19,7 @@ enum opt_id {
     O_NINSTANCES,
     O_NCORES,
     O_NODE_ID,
+    O_SOCKET_ID,
     O_NODES_LIST,
     O_CORE_LIST,
     O_LOGICAL,
@@ -84,6 +85,12 @@ static const option_spec OPTIONS[] = {
      G_INSTANCES,
      "CPUs per instance (-1: split evenly)"},
     {{"--node-id"}, "N", O_NODE_ID, FOR_LAUNCH, G_INSTANCES, "only the CPUs of this NUMA node"},
+    {{"--socket-id"},
+     "N",
+     O_SOCKET_ID,
+     FOR_LAUNCH,
+     G_INSTANCES,
+     "only the CPUs of this socket (IPEX's option)"},
     {{"--nodes-list"},
      "L",
      O_NODES_LIST,
@@ -332,6 +339,7 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
     case O_NINSTANCES: return parse_int(name, value, &o->plan.ninstances, why);
     case O_NCORES: return parse_int(name, value, &o->plan.ncores_per_instance, why);
     case O_NODE_ID: return parse_int(name, value, &o->plan.node_id, why);
+    case O_SOCKET_ID: return parse_int(name, value, &o->plan.socket_id, why);
     case O_RANK: return parse_int(name, value, &o->plan.rank, why);
     case O_NODES_LIST: o->plan.nodes_list = value; return 0;
     case O_CORE_LIST: o->plan.core_list = value; return 0;

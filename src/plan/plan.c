@@ -90,6 +90,7 @@ void pf_plan_options_init(pf_plan_options *o)
     o->ninstances = -1;
     o->ncores_per_instance = 0;
     o->node_id = -1;
+    o->socket_id = -1;
     o->strategy = PF_STRATEGY_CLOSE;
     o->rank = -1;
     o->local_rank = -1;
@@ -129,6 +130,12 @@ static int check_options(planner *p)
                         o->node_id);
     if (o->node_id != -1 && o->nodes_list)
         return pf__fail(p->why, -EINVAL, "--node-id and --nodes-list cannot be used together");
+    if (o->socket_id < -1)
+        return pf__fail(p->why, -EINVAL,
+                        "--socket-id must be a socket id (or -1 for unset), not %d", o->socket_id);
+    if (o->socket_id != -1 && (o->node_id != -1 || o->nodes_list))
+        return pf__fail(p->why, -EINVAL,
+                        "--socket-id and --node-id/--nodes-list cannot be used together");
     if (o->rank < -1)
         return pf__fail(p->why, -EINVAL, "--rank must be an instance index (or -1), not %d",
                         o->rank);
@@ -241,6 +248,34 @@ static int collect_nodes(planner *p, int **nodes, size_t *nnodes)
     return 0;
 }
 
+/* --socket-id named a socket without a candidate: which of two reasons. */
+static int socket_missing(planner *p, int socket)
+{
+    const pf_topology *t = p->topo;
+    pf__ivec ids = {0};
+    bool exists = false;
+    for (size_t i = 0; i < t->ncpus; i++) {
+        exists = exists || t->cpus[i].socket == socket;
+        if (pf__ivec_push(&ids, t->cpus[i].socket) < 0) {
+            pf__ivec_free(&ids);
+            return oom(p);
+        }
+    }
+    int rc;
+    if (exists) {
+        rc = pf__fail(p->why, -EINVAL, "socket %d has no CPU this process may use", socket);
+    } else {
+        pf__ivec_sort_unique(&ids);
+        char *known = NULL;
+        pf_cpulist_format(ids.v, ids.len, &known);
+        rc = pf__fail(p->why, -EINVAL, "socket %d does not exist (sockets: %s)", socket,
+                      known ? known : "?");
+        free(known);
+    }
+    pf__ivec_free(&ids);
+    return rc;
+}
+
 /* Step 1: the candidate CPUs, then step 2: their order. */
 static int collect_candidates(planner *p, bool drop_siblings)
 {
@@ -248,8 +283,9 @@ static int collect_candidates(planner *p, bool drop_siblings)
     const pf_plan_options *o = p->opts;
     int rc;
     if (o->core_list) {
-        if (o->node_id != -1 || o->nodes_list)
-            if ((rc = warn(p, "--core-list is given: --node-id/--nodes-list are ignored")) < 0)
+        if (o->node_id != -1 || o->nodes_list || o->socket_id != -1)
+            if ((rc = warn(p, "--core-list is given: --%s is ignored",
+                           o->socket_id != -1 ? "socket-id" : "node-id/--nodes-list")) < 0)
                 return oom(p);
         rc = collect_core_list(p);
     } else {
@@ -268,6 +304,8 @@ static int collect_candidates(planner *p, bool drop_siblings)
             const pf_cpu_info *c = &t->cpus[i];
             if (!c->allowed || (nodes && !pf__sorted_has(nodes, nnodes, c->node)))
                 continue;
+            if (o->socket_id != -1 && c->socket != o->socket_id)
+                continue;
             if ((drop_siblings && sibling[i]) || (c->efficiency && !o->use_e_cores))
                 continue;
             p->cand[p->ncand++] = c;
@@ -284,6 +322,8 @@ static int collect_candidates(planner *p, bool drop_siblings)
                               nodes[k]);
         }
         free(nodes);
+        if (rc == 0 && o->socket_id != -1 && p->ncand == 0)
+            rc = socket_missing(p, o->socket_id);
         if (rc == 0 && p->ncand == 0)
             rc = pf__fail(p->why, -EINVAL, "no CPU is left to plan on");
     }

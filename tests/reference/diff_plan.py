@@ -38,6 +38,7 @@ SPELLINGS = {
     "ninstances": ["--ninstances"],
     "ncores_per_instance": ["--ncores-per-instance", "--ncore-per-instance"],
     "node_id": ["--node-id"],
+    "socket_id": ["--socket-id"],
     "nodes_list": ["--nodes-list"],
     "core_list": ["--core-list", "--cores-list"],
     "use_logical_cores": ["--use-logical-core", "--use-logical-cores"],
@@ -330,6 +331,13 @@ SELF_CASES = [
     ("A node2", TOPO_A, {"node_id": 2}, {}, ERR),
     ("A nodes 0,5", TOPO_A, {"nodes_list": "0,5"}, {}, ERR),
     ("A node0 nodes1", TOPO_A, {"node_id": 0, "nodes_list": "1"}, {}, ERR),
+    ("A socket1", TOPO_A, {"socket_id": 1}, {}, ["4-7"]),
+    ("A socket1 ni2", TOPO_A, {"socket_id": 1, "ninstances": 2}, {}, ["4,5", "6,7"]),
+    ("A socket1 logical", TOPO_A, {"socket_id": 1, "use_logical_cores": True}, {},
+     ["4-7,12-15"]),
+    ("A socket2", TOPO_A, {"socket_id": 2}, {}, ERR),
+    ("A socket0 node0", TOPO_A, {"socket_id": 0, "node_id": 0}, {}, ERR),
+    ("A socket1 corelist 0", TOPO_A, {"socket_id": 1, "core_list": "0"}, {}, ["0"]),
     # --- rank / instance-idx / torchrun
     ("A nc2 idx 3,1", TOPO_A, {"ncores_per_instance": 2, "instance_idx": "3,1"}, {},
      [(1, "2,3", [0], 2), (3, "6,7", [1], 2)]),
@@ -620,6 +628,10 @@ def draw_case(rng, topo):
     elif c < 0.40:
         items["node_id"] = rng.choice(topo.nodes)
         items["nodes_list"] = _list_text(rng, [rng.choice(topo.nodes)])
+    elif c < 0.48:
+        items["socket_id"] = rng.choice(topo.sockets + [max(topo.sockets) + 1, -2])
+        if rng.random() < 0.1:
+            items["node_id"] = rng.choice(topo.nodes)
     if "core_list" in items and rng.random() < 0.1:
         items["node_id"] = rng.choice(topo.nodes + [max(topo.nodes) + 1])
 

@@ -242,6 +242,7 @@ def parse_int(v, what):
 
 DEFAULTS = {
     "ninstances": -1, "ncores_per_instance": 0, "node_id": -1, "nodes_list": None,
+    "socket_id": -1,
     "core_list": None, "use_logical_cores": False, "use_e_cores": False,
     "bind_numa_node": False, "strategy": "close", "latency_mode": False,
     "throughput_mode": False, "multi_instance": False, "rank": -1, "instance_idx": None,
@@ -324,6 +325,7 @@ def plan(topo, opts):
     ni = parse_int(o["ninstances"], "--ninstances")
     nc = parse_int(o["ncores_per_instance"], "--ncores-per-instance")
     node_id = parse_int(o["node_id"], "--node-id")
+    socket_id = parse_int(o["socket_id"], "--socket-id")
     rank = parse_int(o["rank"], "--rank")
     strategy = o["strategy"]
     if strategy not in ("close", "scatter"):
@@ -356,6 +358,10 @@ def plan(topo, opts):
     node_id_given = node_id != -1
     if node_id_given and o["nodes_list"] is not None:
         raise PlanError("--node-id and --nodes-list together")   # D10: always
+    if socket_id < -1:
+        raise PlanError("--socket-id below -1")
+    if socket_id != -1 and (node_id_given or o["nodes_list"] is not None):
+        raise PlanError("--socket-id with a node option")    # v3: always an error
     if o["core_list"] is not None:
         # D10: --core-list wins over the node options; never filtered (D1, D2)
         cands = parse_cpu_list(o["core_list"], "--core-list")
@@ -376,6 +382,8 @@ def plan(topo, opts):
             base = [c for c in topo.cpus if topo.cpu_node[c] in nodes]
         else:
             base = list(topo.cpus)
+        if socket_id != -1:                                    # v3: all the socket's nodes
+            base = [c for c in base if topo.cpu_socket[c] == socket_id]
         drop_smt = (not o["use_logical_cores"]) or preset      # D1
         drop_e = not o["use_e_cores"]                          # D2
         cands = [c for c in base
