@@ -8,8 +8,9 @@
 # package's, the latter once more with LD_PRELOAD of libiomp5.so, and its pip
 # install into a fresh venv), the unit and golden suites again under AddressSanitizer
 # + UndefinedBehaviorSanitizer, the runtime's executor and streams tests under
-# ThreadSanitizer, the libFuzzer targets for a bounded time
-# (PF_FUZZ_SECONDS, default 30 each), and the style check.
+# ThreadSanitizer, the fuzz targets for a bounded time (PF_FUZZ_SECONDS,
+# default 30 each: the libFuzzer targets and the Python hint matcher's
+# property test, tests/run_fuzz.sh), and the style check.
 #
 # Counting.  Every suite ends with "<name>: N passed, M failed, K skipped"
 # (a line without ", K skipped" reads as K = 0).  Skipped tests are counted,
@@ -74,9 +75,12 @@ suite() {
         "${why:+  ($why)}")")
 }
 
-# pytest, its skip reasons listed (-rs); exit 5, no tests collected, stays a failure.
+# pytest, its skip reasons listed (-rs); exit 5, no tests collected, stays a failure.  The
+# hint matcher's fuzz test runs its short default here (PF_FUZZ_SECONDS unset): the fuzz
+# suite runs it for PF_FUZZ_SECONDS.
 pytest_suite() {
-    PINFER_TEST_PIP=1 /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/python "$@"
+    PF_FUZZ_SECONDS= PINFER_TEST_PIP=1 /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider \
+        tests/python "$@"
 }
 
 # pytest's own closing line reads "1 failed, 200 passed, 3 skipped in 40.12s" (its parts
@@ -105,7 +109,7 @@ suite "python (pytest)" python_suite
 suite "unit under ASan+UBSan" make -s SAN=1 unit
 suite "golden under ASan+UBSan" make -s SAN=1 golden
 suite "executors, streams under TSan" make -s tsan
-suite "fuzz (libFuzzer)" bash -c 'make -s fuzz >/dev/null && tests/run_fuzz.sh'
+suite "fuzz (libFuzzer, hints)" bash -c 'make -s fuzz >/dev/null && tests/run_fuzz.sh'
 suite "style" tests/check_style.sh
 
 echo

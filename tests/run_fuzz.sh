@@ -2,14 +2,18 @@
 # Run every libFuzzer target in build-fuzz/ for a bounded time on a scratch
 # copy of its seed corpus (tests/fuzz/corpus/<name without fuzz_>/, plus the
 # topology fixtures for the lscpu target), with tests/fuzz/<name>.dict as
-# its dictionary when there is one.  PF_FUZZ_SECONDS sets the time.
-# Ends with "fuzz: N passed, M failed, 0 skipped"; no target at all fails.
+# its dictionary when there is one; then, as one more target, the Python
+# hint matcher's seeded property test (tests/python/test_hints_fuzz.py:
+# MultiStreamModule's hints, which libFuzzer cannot drive) on /usr/bin/python3.
+# PF_FUZZ_SECONDS sets the time of each.  A skipped Python test fails.
+# Ends with "fuzz: N passed, M failed, 0 skipped"; no libFuzzer target fails.
 set -u
 seconds=${PF_FUZZ_SECONDS:-30}
 root=$(cd "$(dirname "$0")/.." && pwd)
-passed=0 failed=0
+passed=0 failed=0 targets=0
 for bin in "$root"/build-fuzz/fuzz_*; do
     [ -x "$bin" ] || continue
+    targets=$((targets + 1))
     name=$(basename "$bin")
     seeds="$root/tests/fuzz/corpus/${name#fuzz_}"
     work=$(mktemp -d)
@@ -28,8 +32,24 @@ for bin in "$root"/build-fuzz/fuzz_*; do
     fi
     rm -rf "$work" "$work.log"
 done
+
+# The hint matcher: a new seed each run, printed with the replay command on failure.
+log=$(mktemp)
+name=test_hints_fuzz.py
+if PF_FUZZ_SECONDS=$seconds /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider \
+    "$root/tests/python/$name::test_the_hint_matcher_keeps_its_promises" >"$log" 2>&1 &&
+    ! grep -qE '[0-9]+ skipped' "$log"; then
+    passed=$((passed + 1))
+    echo "ok   $name ($(grep -o 'hints fuzz: [0-9]* cases of seed [0-9]*' "$log" | tail -1))"
+else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    tail -40 "$log" | sed 's/^/    /'
+fi
+rm -f "$log"
+
 echo "fuzz: $passed passed, $failed failed, 0 skipped"
-if [ $((passed + failed)) -eq 0 ]; then
+if [ $targets -eq 0 ]; then
     echo "fuzz: error: no fuzz target in $root/build-fuzz"
     exit 1
 fi

@@ -8,6 +8,7 @@ ValueError naming the place (``args[1]['mask']``, ``output[0]``), raised
 before anything runs, so that a wrong hint never yields plausible but wrong
 results.
 """
+import copy
 import operator
 
 try:
@@ -30,9 +31,9 @@ class MultiStreamModuleHint(object):
 
     def __init__(self, *args, **kwargs):
         for i, leaf in enumerate(args):
-            _check_hint(leaf, "MultiStreamModuleHint: args[%d]" % i)
+            _check_hint(leaf, "MultiStreamModuleHint: args[%d]" % i, 0)
         for key, leaf in kwargs.items():
-            _check_hint(leaf, "MultiStreamModuleHint: kwargs[%r]" % (key,))
+            _check_hint(leaf, "MultiStreamModuleHint: kwargs[%r]" % (key,), 0)
         self.args = list(args)
         self.kwargs = dict(kwargs)
         self.args_len = len(self.args)
@@ -44,25 +45,39 @@ class MultiStreamModuleHint(object):
         return "MultiStreamModuleHint(%s)" % ", ".join(parts)
 
 
-def _check_hint(hint, path):
-    """A hint is None, an int (not a bool), or lists, tuples and dicts of hints."""
+# How deep a hint may nest.  Matching and joining recurse once or twice a level, so a hint
+# a thousand levels deep would end in a RecursionError, and one that contains itself
+# (``h = [0]; h.append(h)``) would never end: both are ValueErrors when the hint is made.
+MAX_DEPTH = 100
+
+
+def _check_hint(hint, path, depth):
+    """A hint is None, an int (not a bool), or lists, tuples and dicts of hints, nested at
+    most MAX_DEPTH levels."""
     if hint is None or _is_dim(hint):
         return
+    if isinstance(hint, (list, tuple, dict)) and depth >= MAX_DEPTH:
+        raise ValueError("%s: the hint nests more than %d levels deep (does it contain "
+                         "itself?)" % (path, MAX_DEPTH))
     if isinstance(hint, (list, tuple)):
         for i, leaf in enumerate(hint):
-            _check_hint(leaf, "%s[%d]" % (path, i))
+            _check_hint(leaf, "%s[%d]" % (path, i), depth + 1)
         return
     if isinstance(hint, dict):
         for key, leaf in hint.items():
-            _check_hint(leaf, "%s[%r]" % (path, key))
+            _check_hint(leaf, "%s[%r]" % (path, key), depth + 1)
         return
     raise ValueError("%s: %r is not a hint (an int dimension, None, or a list, tuple or dict "
                      "of hints)" % (path, hint))
 
 
 def _is_dim(hint):
-    """An int leaf: a dimension (bools are ints to Python, but no dimension)."""
-    if isinstance(hint, bool):
+    """An int leaf: an int or an integer scalar (numpy's, a 0-d integer tensor).  Bools are
+    ints to Python and numpy, and 0-d bool tensors have __index__, but none is a dimension;
+    nor is a tensor or an array of one element."""
+    if isinstance(hint, bool) or getattr(hint, "ndim", 0) != 0:
+        return False
+    if str(getattr(hint, "dtype", "")) in ("bool", "torch.bool"):
         return False
     try:
         operator.index(hint)
@@ -87,16 +102,29 @@ def _dim_of(tensor, dim, path, what):
 
 
 def _rebuild(like, items):
-    """A container of `like`'s type holding `items` (a list, or (key, value) pairs for dicts)."""
+    """A container of `like`'s type holding `items`: a list, or (key, value) pairs of like's
+    keys for dicts.
+
+    A dict subclass is copied and its values replaced, rather than made from the pairs:
+    that keeps a defaultdict's factory, and a Counter would count the pairs.  namedtuples
+    take the items as arguments, structseqs (torch.return_types.max, ...) as one sequence;
+    other tuple subclasses and list subclasses become tuples and lists."""
     if isinstance(like, dict):
+        if type(like) is dict:
+            return dict(items)
         try:
-            return type(like)(items)
-        except TypeError:
+            rebuilt = copy.copy(like)
+            for key, value in items:
+                rebuilt[key] = value
+            return rebuilt
+        except (TypeError, copy.Error):  # one that cannot be copied or changed: a dict
             return dict(items)
     if isinstance(like, list):
         return list(items)
     if hasattr(like, "_fields"):  # a namedtuple
         return type(like)(*items)
+    if hasattr(type(like), "n_sequence_fields"):  # a structseq
+        return type(like)(items)
     return tuple(items)
 
 
@@ -269,6 +297,16 @@ def _cat(hint, outputs, path):
     dim = _dim_of(outputs[0], hint, path, "concatenate")
     if len(outputs) == 1:
         return outputs[0]
+    # torch.cat's own error would be a RuntimeError that names neither the place nor the hint.
+    shape = list(outputs[0].shape)
+    for i, value in enumerate(outputs[1:], 1):
+        other = list(value.shape)
+        if len(other) == len(shape):
+            other[dim] = shape[dim]  # the one size that may differ
+        if other != shape:
+            raise ValueError("%s: stream %d returned a tensor of shape %s, stream 0 one of shape "
+                             "%s: they cannot be concatenated along dim %d (is it the batch's?)"
+                             % (path, i, list(value.shape), shape, dim))
     return torch.cat(outputs, dim=dim)
 
 

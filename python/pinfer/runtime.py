@@ -16,6 +16,8 @@ carries torch's per-thread state to the worker threads:
 import atexit
 import functools
 import json
+import math
+import numbers
 import operator
 import os
 import threading
@@ -497,24 +499,33 @@ _PLAN_LISTS = ("nodes_list", "core_list", "instance_idx")
 def plan(**options):
     """What ``pinfer run`` would start, as ``pinfer plan --json`` shows it: the library makes
     the launch spec (pf_launch_spec_create) and writes its document (pf_launch_spec_to_json);
-    this is ``json.loads`` of it.  A dict with topology (source, cpus, cores, sockets, nodes),
-    instances (index, cpus, nodes, threads), env (the assignments every instance shares), preload
-    (LD_PRELOAD's entries), command ([]: no program) and warnings.  Allocator and OpenMP
-    runtime are "auto", CPUs and memory are bound, and env and preload follow this process's
-    environment and the libraries found here, as ``pinfer plan`` without those options.
+    this is ``json.loads`` of it.  A dict with topology (source, cpus, cores, sockets, nodes,
+    and cpu_quota when the plan kept within one), instances (index, cpus, nodes, threads), env
+    (the assignments every instance shares), preload (LD_PRELOAD's entries), command ([]: no
+    program) and warnings.  Allocator and OpenMP runtime are "auto", CPUs and memory are
+    bound, and env and preload follow this process's environment and the libraries found
+    here, as ``pinfer plan`` without those options.
 
     Options take run_cpu's and ipexrun's names: ninstances, ncores_per_instance, node_id,
     nodes_list, core_list, use_logical_cores, use_e_cores, bind_numa_node, strategy ("close"
     or "scatter"), latency_mode, throughput_mode, multi_instance, rank, instance_idx,
-    local_rank, local_world_size, and topology (a source as for topology()).  Lists may be
+    local_rank, local_world_size, topology (a source as for topology()), and cpu_quota: a
+    CPU quota to plan within, in CPUs (a positive number, such as 4 or 2.5), instead of the
+    topology's (the live machine's cgroup quota; other sources have none).  Lists may be
     strings ("0-3,8") or iterables of ints.  An impossible request is a ValueError with the
-    planner's message; an unknown option a TypeError.
+    planner's message, and so is a cpu_quota that is not a positive number; an unknown
+    option is a TypeError.  The variables the tool takes options from (PINFER_TOPOLOGY,
+    PINFER_CPU_QUOTA, LOCAL_RANK, LOCAL_WORLD_SIZE) are not read: pass their values as
+    topology=, cpu_quota=, local_rank= and local_world_size=.
     """
     call = {}
     for name, value in options.items():
         key = _PLAN_ALIASES.get(name, name)
         if key == "topology":
             call[key] = None if value is None else str(value)
+        elif key == "cpu_quota":
+            if value is not None:
+                call[key] = _plan_quota(value)
         elif key == "strategy":
             if value not in ("close", "scatter"):
                 raise ValueError("plan: strategy %r is not 'close' or 'scatter'" % (value,))
@@ -542,6 +553,19 @@ def _plan_int(key, value):
     if not -(1 << 30) <= value <= 1 << 30:
         raise ValueError("plan: %s=%d is out of range" % (key, value))
     return value
+
+
+def _plan_quota(value):
+    """cpu_quota as the float the planner takes: a positive finite number of CPUs."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            quota = float(value)
+        except OverflowError:  # an int too large for a float
+            quota = math.inf
+        if quota > 0 and math.isfinite(quota):
+            return quota
+    raise ValueError("plan: cpu_quota=%r is not a positive number of CPUs, such as 4 or 2.5"
+                     % (value,))
 
 
 def _plan_list(key, value):

@@ -8,6 +8,7 @@ against the exception's message).  The tool runs in this process's environment (
 env and preload come from it) and, for the live machine, with the CPUs this process may use
 as its mask (that is what "allowed" means for both).
 """
+import fractions
 import glob
 import json
 import os
@@ -57,23 +58,25 @@ def xml_sources(tmp_path_factory):
 @pytest.fixture
 def same_environment(monkeypatch):
     """One environment for both sides, and ROOT as the directory that fixture paths are
-    relative to.  The tool also reads PINFER_TOPOLOGY, LOCAL_RANK and LOCAL_WORLD_SIZE, which
-    plan() takes as arguments instead."""
+    relative to.  The tool also reads PINFER_TOPOLOGY, PINFER_CPU_QUOTA, LOCAL_RANK and
+    LOCAL_WORLD_SIZE, which plan() takes as arguments instead."""
     monkeypatch.chdir(ROOT)
-    for name in ("PINFER_TOPOLOGY", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+    for name in ("PINFER_TOPOLOGY", "PINFER_CPU_QUOTA", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
 
-def tool_json(tool, taskset, argv, source):
+def tool_json(tool, taskset, argv, source, env=None):
     """The tool's --json document for this source: its output on success, {"error": ...}
-    (exit status 2) on failure.  The live machine is seen with this process's CPUs."""
+    (exit status 2) on failure.  The live machine is seen with this process's CPUs.  `env`:
+    variables to set for the tool only."""
     command = [tool] + argv + ["--json"]
     if source is None:
         command = [taskset, "-c", ",".join(map(str, ALLOWED))] + command
     else:
         command[2:2] = ["--topology", source]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **(env or {})))
     document = json.loads(proc.stdout)
     assert proc.returncode == (2 if "error" in document else 0), proc.stderr
     return document
@@ -156,8 +159,28 @@ PLAN_SOURCES = ["tests/fixtures/worked16.lscpu", "tests/fixtures/snc_4n14c.lscpu
                 "tests/fixtures/hybrid_8p8e.lscpu-e", SYNTHETIC]
 
 
-def check_plan(tool, taskset, source, options, argv):
-    theirs = tool_json(tool, taskset, ["plan"] + argv, source)
+# (the CPU quota, plan()'s other keywords, the tool's options): plan(cpu_quota=Q, ...) against
+# PINFER_CPU_QUOTA=Q pinfer plan ... (docs/planning.md, "The CPU quota").
+QUOTA_CASES = [
+    ("2.5", {}, []),
+    ("0.5", {}, []),
+    ("3", {"use_logical_cores": True}, ["--use-logical-cores"]),
+    ("6", {"throughput_mode": True}, ["--throughput-mode"]),
+    ("5", {"ninstances": 2, "skip_cross_node_cores": True},
+     ["--ninstances", "2", "--bind-numa-node"]),
+    ("4", {"cores_list": "4-11"}, ["--core-list", "4-11"]),
+    ("1000", {"ninstances": 2}, ["--ninstances", "2"]),  # larger than the machine: no effect
+    ("2", {"ninstances": 4}, ["--ninstances", "4"]),  # impossible within it: the same error
+    ("3.9", {"latency_mode": True}, ["--latency-mode"]),  # below 4 cores: the same error
+    ("4", {"multi_instance": True, "rank": 1}, ["--multi-instance", "--rank", "1"]),
+]
+
+
+def check_plan(tool, taskset, source, options, argv, quota=None):
+    theirs = tool_json(tool, taskset, ["plan"] + argv, source,
+                       env=None if quota is None else {"PINFER_CPU_QUOTA": quota})
+    if quota is not None:
+        options = dict(options, cpu_quota=float(quota))
     mine = package_json(pinfer.plan, "plan", topology=source, **options)
     assert mine == theirs, (source, options)
     return mine
@@ -169,6 +192,55 @@ def test_plan_of_a_source(tool, taskset, same_environment, source):
     for options, argv in PLAN_CASES:
         planned += "error" not in check_plan(tool, taskset, source, options, argv)
     assert planned >= len(PLAN_CASES) // 2
+
+
+@pytest.mark.parametrize("source", PLAN_SOURCES)
+def test_plan_within_a_cpu_quota(tool, taskset, same_environment, source):
+    planned = within = 0
+    for quota, options, argv in QUOTA_CASES:
+        mine = check_plan(tool, taskset, source, options, argv, quota)
+        if "error" not in mine:
+            planned += 1
+            assert mine["topology"]["cpu_quota"] == float(quota), (quota, options)
+            cut = sum(len(i["cpus"]) for i in mine["instances"]) <= max(1, int(float(quota)))
+            within += cut and any(w.startswith("CPU quota of") for w in mine["warnings"])
+    assert planned >= len(QUOTA_CASES) // 2 and within >= 4, (planned, within)
+
+
+def test_plan_within_the_quota_of_this_machine(tool, taskset, same_environment):
+    """The live machine: its own cgroup quota, if any, replaced by the option's."""
+    for quota in ("1", "1.5", "100000"):
+        check_plan(tool, taskset, None, {}, [], quota)
+        check_plan(tool, taskset, None, {"use_logical_cores": True},
+                   ["--use-logical-cores"], quota)
+
+
+def test_plan_does_not_read_pinfer_cpu_quota(tool, taskset, same_environment):
+    """PINFER_CPU_QUOTA is the tool's way to pass the option: plan() takes cpu_quota= instead
+    (as topology= for PINFER_TOPOLOGY), and a bad value there is no error of plan()'s."""
+    source = "tests/fixtures/worked16.lscpu"
+    without = pinfer.plan(topology=source, ninstances=2)
+    for value in ("1", "0", "nonsense"):
+        same_environment.setenv("PINFER_CPU_QUOTA", value)
+        assert pinfer.plan(topology=source, ninstances=2) == without, value
+    same_environment.setenv("PINFER_CPU_QUOTA", "2")
+    mine = check_plan(tool, taskset, source, {"ninstances": 2}, ["--ninstances", "2"], "2")
+    assert [i["cpus"] for i in mine["instances"]] == [[0], [1]]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 0.0, -0.5, float("nan"), float("inf"), 10 ** 400,
+                                 True, "2", "2.5", [2], object()])
+def test_plan_rejects_a_quota_that_is_not_a_positive_number(same_environment, bad):
+    with pytest.raises(ValueError, match=r"^plan: cpu_quota=.* is not a positive number"):
+        pinfer.plan(topology=SYNTHETIC, cpu_quota=bad)
+
+
+def test_plan_takes_any_real_number_as_a_quota(same_environment):
+    expected = pinfer.plan(topology=SYNTHETIC, cpu_quota=2.5)
+    assert expected["topology"]["cpu_quota"] == 2.5
+    assert pinfer.plan(topology=SYNTHETIC, cpu_quota=fractions.Fraction(5, 2)) == expected
+    assert pinfer.plan(topology=SYNTHETIC, cpu_quota=None) == pinfer.plan(topology=SYNTHETIC)
+    assert pinfer.plan(topology=SYNTHETIC, cpu_quota=3)["topology"]["cpu_quota"] == 3
 
 
 def test_plan_of_hwloc_xml(tool, taskset, same_environment, xml_sources):
