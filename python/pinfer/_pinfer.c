@@ -1180,7 +1180,7 @@ static void make_plan(plan_job *job)
  * plan_json(topology, cpu_quota, ninstances, ncores_per_instance, node_id,
  * nodes_list, core_list, use_logical_cores, use_e_cores, bind_numa_node,
  * scatter, latency_mode, throughput_mode, multi_instance, rank,
- * instance_idx, local_rank, local_world_size): the text of `pinfer plan
+ * instance_idx, local_rank, local_world_size, socket_id): the text of `pinfer plan
  * --json` for a launch request with these plan options and everything else
  * as `pinfer plan` has it by default (pf_launch_spec_create,
  * pf_launch_spec_to_json).  pinfer/runtime.py maps the user's keywords to
@@ -1195,16 +1195,16 @@ static PyObject *mod_plan_json(PyObject *module, PyObject *args, PyObject *kwarg
         "node_id",         "nodes_list",       "core_list",  "use_logical_cores",
         "use_e_cores",     "bind_numa_node",   "scatter",    "latency_mode",
         "throughput_mode", "multi_instance",   "rank",       "instance_idx",
-        "local_rank",      "local_world_size", NULL};
+        "local_rank",      "local_world_size", "socket_id",  NULL};
     plan_job job = {.load = {NULL, NULL, NULL, 0}};
     pf_launch_request_init(&job.req);
     pf_plan_options *o = &job.req.plan;
     int logical = 0, ecores = 0, bind = 0, scatter = 0, latency = 0, throughput = 0, multi = 0;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "|zdiiizzpppppppizii:plan_json", names, &job.load.source, &o->cpu_quota,
+            args, kwargs, "|zdiiizzpppppppiziii:plan_json", names, &job.load.source, &o->cpu_quota,
             &o->ninstances, &o->ncores_per_instance, &o->node_id, &o->nodes_list, &o->core_list,
             &logical, &ecores, &bind, &scatter, &latency, &throughput, &multi, &o->rank,
-            &o->instance_idx, &o->local_rank, &o->local_world_size))
+            &o->instance_idx, &o->local_rank, &o->local_world_size, &o->socket_id))
         return NULL;
     o->use_logical_cores = logical;
     o->use_e_cores = ecores;

@@ -489,7 +489,7 @@ _PLAN_ALIASES = {
     "use_e_core": "use_e_cores",
     "skip_cross_node_cores": "bind_numa_node",
 }
-_PLAN_INTS = ("ninstances", "ncores_per_instance", "node_id", "rank", "local_rank",
+_PLAN_INTS = ("ninstances", "ncores_per_instance", "node_id", "socket_id", "rank", "local_rank",
               "local_world_size")
 _PLAN_FLAGS = ("use_logical_cores", "use_e_cores", "bind_numa_node", "latency_mode",
                "throughput_mode", "multi_instance")
@@ -506,7 +506,7 @@ def plan(**options):
     bound, and env and preload follow this process's environment and the libraries found
     here, as ``pinfer plan`` without those options.
 
-    Options take run_cpu's and ipexrun's names: ninstances, ncores_per_instance, node_id,
+    Options take run_cpu's and ipexrun's names: ninstances, ncores_per_instance, node_id, socket_id,
     nodes_list, core_list, use_logical_cores, use_e_cores, bind_numa_node, strategy ("close"
     or "scatter"), latency_mode, throughput_mode, multi_instance, rank, instance_idx,
     local_rank, local_world_size, topology (a source as for topology()), and cpu_quota: a

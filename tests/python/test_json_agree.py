@@ -143,6 +143,7 @@ PLAN_CASES = [
     ({"ncores_per_instance": -1, "ninstances": 3}, ["--ncores-per-instance", "-1",
                                                     "--ninstances", "3"]),
     ({"node_id": 1}, ["--node-id", "1"]),
+    ({"socket_id": 1, "ninstances": 2}, ["--socket-id", "1", "--ninstances", "2"]),
     ({"nodes_list": [0, 1], "skip_cross_node_cores": True, "ninstances": 4},
      ["--nodes-list", "0,1", "--bind-numa-node", "--ninstances", "4"]),
     ({"cores_list": "0-3", "ninstances": 2}, ["--core-list", "0-3", "--ninstances", "2"]),
