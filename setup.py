@@ -7,7 +7,7 @@
 (or, into Debian's own Python, `/usr/bin/python3 -m pip install --no-build-isolation
 --break-system-packages .`).  The extension is compiled from python/pinfer/_pinfer.c and
 libpinfer's sources (src/*/*.c) in one go, so that no prior `make` is needed; it needs a C
-compiler, pkg-config and libhwloc-dev, as `make` does.  The `pinfer` tool (tools/*.c over the
+compiler, pkg-config, libhwloc-dev and libjansson-dev, as `make` does.  The `pinfer` tool (tools/*.c over the
 library's sources without the runtime, as the Makefile links build/pinfer) is compiled by the
 same step: one copy goes into the package (pinfer/_tool/pinfer, which `python -m pinfer`
 runs) and one into the environment's bin directory, as the `pinfer` command itself (the
@@ -33,12 +33,12 @@ def version():
 
 
 def pkg_config(*args):
-    """pkg-config's words for hwloc (the Makefile asks it the same)."""
+    """pkg-config's words for hwloc and jansson (the Makefile asks it the same)."""
     try:
-        out = subprocess.run(["pkg-config"] + list(args) + ["hwloc"], check=True,
+        out = subprocess.run(["pkg-config"] + list(args) + ["hwloc", "jansson"], check=True,
                              capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return ["-lhwloc"] if "--libs" in args else []
+        return ["-lhwloc", "-ljansson"] if "--libs" in args else []
     return out.split()
 
 

@@ -671,6 +671,169 @@ int pf_supervisor_exit_status(pf_supervisor *sup);
 /* Kill what is left (SIGKILL to every group), reap, close.  NULL: no-op. */
 void pf_supervisor_free(pf_supervisor *sup);
 
+/* ------------------------------------------------------------------------ */
+/* Serving: configuration                                                    */
+
+/*
+ * What `pinfer serve` reads before it starts: TorchServe's config.properties,
+ * the model specs of --models / load_models, the listening addresses
+ * (docs/serve.md, "Configuration").  Pure: no file but the one
+ * pf_serve_config_load() reads, no network, no model store look-up.
+ */
+
+/* A listening address: TorchServe's "http://127.0.0.1:8080". */
+typedef struct pf_serve_address {
+    bool https;
+    char *host; /* "127.0.0.1", "0.0.0.0", "localhost", or an IPv6 literal without its
+                   brackets ("::1"); never empty */
+    int port;   /* 0-65535; 0: any free port, chosen when the server binds */
+} pf_serve_address;
+
+/* Which listener an address is for: it decides the port when none is written. */
+typedef enum pf_serve_listener {
+    PF_SERVE_INFERENCE = 0, /* no port: 80, https 443 (TorchServe's) */
+    PF_SERVE_MANAGEMENT,    /* no port: 8081, https 8444 */
+    PF_SERVE_METRICS        /* no port: 8082, https 8445 */
+} pf_serve_listener;
+
+/*
+ * Parse "SCHEME://HOST[:PORT][/]": SCHEME http or https (any case); HOST an
+ * IPv4 address, an IPv6 address in brackets ("[::1]") or a host name;
+ * PORT 0-65535.  Errors (-EINVAL, *why one line quoting the text): another
+ * scheme (TorchServe's "unix:" sockets included), no host, a bad port, a
+ * path, user info, a query.  Free *out with pf_serve_address_free().
+ */
+int pf_serve_address_parse(const char *text, pf_serve_listener listener, pf_serve_address **out,
+                           char **why);
+void pf_serve_address_free(pf_serve_address *addr);
+
+/*
+ * Is `name` usable as a model name (it is a path component of every URL of
+ * the model): 1-255 characters of [A-Za-z0-9_.-], the first a letter or a
+ * digit (TorchServe's rule)?  0, or -EINVAL with *why.
+ */
+int pf_serve_model_name_check(const char *name, char **why);
+
+/*
+ * The model-store rule for a model FILE (of --models, load_models, marName,
+ * the management API's url=): it names something inside the store, so it
+ * may not be empty, absolute, a URL ("http://", "https://", "s3://", any
+ * "SCHEME://"), hold a ".." component or a control character, or name the
+ * store itself.  On success *normalized (malloc'd) is FILE relative to the
+ * store with "." components, repeated and trailing slashes removed
+ * ("./a//b.mar" -> "a/b.mar").  -EINVAL with *why otherwise, -ENOMEM.
+ * This is a rule on the text only: whoever opens the file must still refuse
+ * links that lead out of the store.
+ */
+int pf_serve_store_path(const char *file, char **normalized, char **why);
+
+/* One model to load: an item of --models or load_models. */
+typedef struct pf_serve_model_spec {
+    bool all;   /* "all" (any case): every model in the store; name and file are NULL */
+    char *name; /* NAME of NAME=FILE, else the stem of FILE: its last component without
+                   .mar, .tar.gz, .model, .pt, .pth or .zip ("x/resnet-18.mar" -> "resnet-18") */
+    bool named; /* NAME= was written; when not, the archive's manifest may name the model */
+    char *file; /* FILE as pf_serve_store_path() normalised it */
+} pf_serve_model_spec;
+
+/*
+ * Parse one item: "NAME=FILE", "FILE" or "all" (blanks around it ignored).
+ * The name must pass pf_serve_model_name_check() (a stem that does not asks
+ * for NAME=FILE), FILE pf_serve_store_path().  -EINVAL with *why (quoting
+ * the item), -ENOMEM.  Free *out with pf_serve_model_spec_free().
+ */
+int pf_serve_model_spec_parse(const char *text, pf_serve_model_spec **out, char **why);
+void pf_serve_model_spec_free(pf_serve_model_spec *spec);
+
+/*
+ * Parse a comma-separated list of items (TorchServe's load_models; --models
+ * takes the same).  Empty items are skipped, so "" is an empty list (*specs
+ * NULL, *count 0).  "all" must stand alone; two items may not give one name.
+ * Errors as pf_serve_model_spec_parse().  Free with pf_serve_model_list_free().
+ */
+int pf_serve_model_list_parse(const char *text, pf_serve_model_spec **specs, size_t *count,
+                              char **why);
+void pf_serve_model_list_free(pf_serve_model_spec *specs, size_t count);
+
+/*
+ * One model version of the `models` property (TorchServe's JSON:
+ * {"NAME": {"VERSION": {"defaultVersion": true, "marName": "x.mar",
+ * "minWorkers": 1, ...}}}).  Absent fields hold their defaults, resolved
+ * once the whole file is read.
+ */
+typedef struct pf_serve_model_config {
+    char *name;           /* checked as pf_serve_model_name_check() */
+    char *version;        /* likewise */
+    bool default_version; /* "defaultVersion" (false when absent) */
+    char *mar_name;       /* "marName" as pf_serve_store_path() normalised it; NULL: absent */
+    int min_workers;      /* "minWorkers" >= 1; 0: absent (default_workers_per_model) */
+    int max_workers;      /* "maxWorkers" >= minWorkers; 0: absent (then min_workers) */
+    int batch_size;       /* "batchSize" >= 1; absent: 1 */
+    int max_batch_delay;  /* "maxBatchDelay" in ms, >= 0; absent: 100 */
+    int response_timeout; /* "responseTimeout" in s, >= 1; absent: default_response_timeout */
+    int line;             /* the line of the model's name in the file */
+} pf_serve_model_config;
+
+/* A key as the file set it (the last of repeated keys), for keys the server reads itself. */
+typedef struct pf_serve_property {
+    char *key;
+    char *value; /* escapes converted, $$VAR$$ substituted */
+    int line;
+} pf_serve_property;
+
+typedef struct pf_serve_config {
+    char *source;                         /* the file name messages use */
+    pf_serve_address *inference_address;  /* default http://127.0.0.1:8080 */
+    pf_serve_address *management_address; /* default http://127.0.0.1:8081 */
+    pf_serve_address *metrics_address;    /* default http://127.0.0.1:8082 */
+    char *model_store;                    /* NULL: not set */
+    pf_serve_model_spec *load_models;     /* none by default */
+    size_t nload_models;
+    int default_workers_per_model; /* 0: not set (the server plans them) */
+    int job_queue_size;            /* default 100 */
+    int default_response_timeout;  /* seconds, default 120 */
+    size_t max_request_size;       /* bytes, default 6553500 */
+    size_t max_response_size;      /* bytes, default 6553500 */
+    pf_serve_model_config *models; /* in file order */
+    size_t nmodels;
+    bool cpu_launcher_enable;
+    char *cpu_launcher_args;  /* as written; NULL: not set */
+    char **cpu_launcher_argv; /* its words, NULL-terminated (never NULL: {NULL} when none) */
+    size_t cpu_launcher_argc;
+    bool ipex_enable;
+    pf_serve_property *properties; /* every key-value line, the last of repeated keys, in
+                                      file order: the server reads the TLS files there */
+    size_t nproperties;
+    char **warnings; /* "FILE:LINE: ...", one line each, NULL-terminated (NULL when none):
+                        unknown keys and `models` fields, repeated keys, a setting that
+                        narrows what workers see and is not applied (blacklist_env_vars) */
+    size_t nwarnings;
+    char **notes; /* likewise: TorchServe keys and `models` fields pinfer does not use,
+                     cpu_launcher_enable=false */
+    size_t nnotes;
+} pf_serve_config;
+
+/*
+ * Read a config.properties text (docs/serve.md, "Configuration": the syntax,
+ * every key read, its default and its checks).  `source` names it in
+ * messages (NULL: "config.properties"); $$NAME$$ in a value is replaced by
+ * NAME from envp (NULL-terminated "NAME=value"; NULL: the process's
+ * environment), as TorchServe does.  An empty text gives every default.
+ * Errors: -EINVAL with *why, one line "SOURCE:LINE: ..." (the first error in
+ * the file), -ENOMEM.  Nothing is printed: warnings and notes are data.
+ * Free *out with pf_serve_config_free().
+ */
+int pf_serve_config_parse(const char *text, size_t len, const char *source, char *const *envp,
+                          pf_serve_config **out, char **why);
+
+/*
+ * pf_serve_config_parse() of a file (at most 16 MiB).  -ENOENT / -EACCES /
+ * another negative errno when it cannot be read ("cannot read PATH: ..."),
+ * -EINVAL for a folder, a file too large, or what the parse refuses.
+ */
+int pf_serve_config_load(const char *path, char *const *envp, pf_serve_config **out, char **why);
+void pf_serve_config_free(pf_serve_config *cfg);
+
 #ifdef __cplusplus
 }
 #endif

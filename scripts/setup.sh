@@ -4,7 +4,7 @@
 set -eu
 packages=(
     build-essential pkg-config make clang clang-format libclang-rt-14-dev
-    libhwloc-dev hwloc libudev-dev libcmocka-dev
+    libhwloc-dev hwloc libudev-dev libcmocka-dev libjansson-dev
     libgoogle-perftools-dev libjemalloc-dev libomp-dev numactl
     python3 python3-pytest
     python3-dev python3-torch python3-torchvision python3-numpy
