@@ -119,7 +119,7 @@ setup(
     license="see the repository",
     python_requires=">=3.8",
     package_dir={"": "python"},
-    packages=["pinfer", "pinfer.cpu"],
+    packages=["pinfer", "pinfer.cpu", "pinfer.serve"],
     ext_modules=[extension],
     cmdclass={"build_ext": build_ext_and_tool},
     # The `pinfer` command: the tool itself in the environment's bin directory (its "data"

@@ -1324,6 +1324,190 @@ static PyObject *mod_team_threads(PyObject *module, PyObject *unused)
     return list;
 }
 
+/*
+ * Re-binding a thread's OpenMP team in place, for pinfer.serve's workers
+ * (python/pinfer/serve/pinning.py).  A memory policy (set_mempolicy) is a
+ * property of each thread, not of the process, so the policy of a team can
+ * only be changed from inside the team: one parallel region of the calling
+ * thread's team size, in which thread t sets its own policy and, when asked,
+ * binds itself to cpus[t % ncpus] (the CPUs a pool would refuse: those
+ * outside the process's start-up mask).  The same threads run torch's
+ * operators afterwards, as for pf_pin (docs/runtime.md).
+ */
+#define MPOL_DEFAULT_MODE 0 /* <linux/mempolicy.h>; libnuma's numaif.h is not needed */
+#define MPOL_BIND_MODE 2
+
+typedef struct team_binding {
+    const int *cpus; /* NULL: affinity unchanged */
+    size_t ncpus;
+    int mode;              /* -1: memory policy unchanged */
+    unsigned long *nodes;  /* the MPOL_BIND node mask */
+    unsigned long maxnode; /* its size in bits, plus one (as libnuma passes it) */
+    int size;              /* the team size that ran */
+    int err;               /* the first errno of a thread, 0 */
+} team_binding;
+
+static int bind_self(const team_binding *b, int t)
+{
+    if (b->cpus) {
+        int cpu = b->cpus[(size_t)t % b->ncpus];
+        cpu_set_t *set = CPU_ALLOC(cpu + 1);
+        if (!set)
+            return ENOMEM;
+        size_t bytes = CPU_ALLOC_SIZE(cpu + 1);
+        CPU_ZERO_S(bytes, set);
+        CPU_SET_S((size_t)cpu, bytes, set);
+        int rc = sched_setaffinity(0, bytes, set);
+        int err = errno;
+        CPU_FREE(set);
+        if (rc != 0)
+            return err;
+    }
+    if (b->mode >= 0 && syscall(SYS_set_mempolicy, b->mode, b->nodes, b->maxnode) != 0)
+        return errno;
+    return 0;
+}
+
+static void bind_team(team_binding *b)
+{
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num();
+        if (t == 0)
+            b->size = omp_get_num_threads();
+        int err = bind_self(b, t);
+        if (err) {
+#pragma omp critical(pinfer_team_bind)
+            if (!b->err)
+                b->err = err;
+        }
+    }
+}
+
+/* The number of longs a node mask needs for the nodes of both lists (b may be NULL). */
+static size_t mask_words(const int *a, size_t na, const int *b, size_t nb)
+{
+    size_t top = 0;
+    for (size_t k = 0; k < na; k++)
+        top = (size_t)a[k] > top ? (size_t)a[k] : top;
+    for (size_t k = 0; b && k < nb; k++)
+        top = (size_t)b[k] > top ? (size_t)b[k] : top;
+    return top / (sizeof(unsigned long) * 8) + 1;
+}
+
+/* A node mask of `words` longs for set_mempolicy/migrate_pages; NULL when out of memory. */
+static unsigned long *node_mask(const int *nodes, size_t n, size_t words)
+{
+    size_t bits = sizeof(unsigned long) * 8;
+    unsigned long *mask = calloc(words, sizeof *mask);
+    for (size_t k = 0; mask && k < n; k++)
+        mask[(size_t)nodes[k] / bits] |= 1ul << ((size_t)nodes[k] % bits);
+    return mask;
+}
+
+/* The maxnode argument for a mask of `words` longs: its bits plus one, as libnuma passes it. */
+static unsigned long mask_maxnode(size_t words)
+{
+    return (unsigned long)(words * sizeof(unsigned long) * 8 + 1);
+}
+
+/*
+ * team_bind(cpus=None, nodes=None) -> the team size: in one region of the
+ * calling thread's team, each thread binds itself to one of `cpus` (None:
+ * affinity unchanged) and sets its memory policy to MPOL_BIND over `nodes`
+ * ([]: MPOL_DEFAULT; None: unchanged).  OSError with the first failing
+ * thread's errno; the other threads have been changed all the same.
+ */
+static PyObject *mod_team_bind(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    (void)module;
+    static char *names[] = {"cpus", "nodes", NULL};
+    PyObject *cpus_obj = Py_None, *nodes_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:team_bind", names, &cpus_obj, &nodes_obj))
+        return NULL;
+    team_binding b = {.mode = -1};
+    int *cpus = NULL, *nodes = NULL;
+    size_t nnodes = 0;
+    PyObject *result = NULL;
+    if (cpus_obj != Py_None) {
+        if (!(cpus = ints_of(cpus_obj, &b.ncpus, "team_bind: cpus")))
+            goto done;
+        if (b.ncpus == 0) {
+            PyErr_SetString(PyExc_ValueError, "team_bind: no CPU");
+            goto done;
+        }
+        b.cpus = cpus;
+    }
+    if (nodes_obj != Py_None) {
+        if (!(nodes = ints_of(nodes_obj, &nnodes, "team_bind: nodes")))
+            goto done;
+        b.mode = nnodes ? MPOL_BIND_MODE : MPOL_DEFAULT_MODE;
+        size_t words = mask_words(nodes, nnodes, NULL, 0);
+        b.maxnode = mask_maxnode(words);
+        if (nnodes && !(b.nodes = node_mask(nodes, nnodes, words))) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    WITHOUT_GIL(bind_team(&b));
+    if (b.err) {
+        errno = b.err;
+        PyErr_SetFromErrno(PyExc_OSError);
+    } else {
+        result = PyLong_FromLong(b.size);
+    }
+done:
+    free(cpus);
+    free(nodes);
+    free(b.nodes);
+    return result;
+}
+
+/*
+ * migrate_pages(old_nodes, new_nodes) -> pages that could not be moved: the
+ * process's pages on `old_nodes` are moved to `new_nodes` (migrate_pages(2)).
+ */
+static PyObject *mod_migrate_pages(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *old_obj, *new_obj;
+    if (!PyArg_ParseTuple(args, "OO:migrate_pages", &old_obj, &new_obj))
+        return NULL;
+    size_t nold = 0, nnew = 0;
+    int *old_ids = NULL, *new_ids = NULL;
+    unsigned long *old_mask = NULL, *new_mask = NULL;
+    PyObject *result = NULL;
+    if (!(old_ids = ints_of(old_obj, &nold, "migrate_pages: nodes")) ||
+        !(new_ids = ints_of(new_obj, &nnew, "migrate_pages: nodes")))
+        goto done;
+    if (nold == 0 || nnew == 0) {
+        result = PyLong_FromLong(0);
+        goto done;
+    }
+    size_t words = mask_words(old_ids, nold, new_ids, nnew);
+    if (!(old_mask = node_mask(old_ids, nold, words)) ||
+        !(new_mask = node_mask(new_ids, nnew, words))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    long rc;
+    int err = 0;
+    WITHOUT_GIL(rc = syscall(SYS_migrate_pages, 0, mask_maxnode(words), old_mask, new_mask);
+                err = errno);
+    if (rc < 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+    } else {
+        result = PyLong_FromLong(rc);
+    }
+done:
+    free(old_ids);
+    free(new_ids);
+    free(old_mask);
+    free(new_mask);
+    return result;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The module                                                                */
 
@@ -1353,6 +1537,12 @@ static PyMethodDef module_methods[] = {
      "The file of the OpenMP runtime serving omp_* calls."},
     {"team_threads", mod_team_threads, METH_NOARGS,
      "[(tid, cpus)] of the calling thread's OpenMP team, by thread number."},
+    {"team_bind", (PyCFunction)(void (*)(void))mod_team_bind, METH_VARARGS | METH_KEYWORDS,
+     "team_bind(cpus=None, nodes=None) -> team size: each thread of the calling thread's OpenMP "
+     "team binds itself to one of `cpus` and sets its memory policy to MPOL_BIND over `nodes` "
+     "([]: the default policy; None: unchanged)."},
+    {"migrate_pages", mod_migrate_pages, METH_VARARGS,
+     "migrate_pages(old_nodes, new_nodes) -> pages not moved: move the process's pages."},
     {NULL, NULL, 0, NULL},
 };
 
