@@ -33,20 +33,30 @@ for bin in "$root"/build-fuzz/fuzz_*; do
     rm -rf "$work" "$work.log"
 done
 
-# The hint matcher: a new seed each run, printed with the replay command on failure.
-log=$(mktemp)
-name=test_hints_fuzz.py
-if PF_FUZZ_SECONDS=$seconds /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider \
-    "$root/tests/python/$name::test_the_hint_matcher_keeps_its_promises" >"$log" 2>&1 &&
-    ! grep -qE '[0-9]+ skipped' "$log"; then
-    passed=$((passed + 1))
-    echo "ok   $name ($(grep -o 'hints fuzz: [0-9]* cases of seed [0-9]*' "$log" | tail -1))"
-else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    tail -40 "$log" | sed 's/^/    /'
-fi
-rm -f "$log"
+# The Python-side parsers libFuzzer cannot drive, as seeded property tests (a new
+# seed each run, printed with the replay command on failure): MultiStreamModule's
+# hint matcher, and the serving worker's frame reader and v2 tensor parser.
+python_fuzz() {
+    local name=$1 tests=$2 pattern=$3
+    local log
+    log=$(mktemp)
+    # shellcheck disable=SC2086
+    if PF_FUZZ_SECONDS=$seconds /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider \
+        $tests >"$log" 2>&1 && ! grep -qE '[0-9]+ skipped' "$log"; then
+        passed=$((passed + 1))
+        echo "ok   $name ($(grep -oE "$pattern" "$log" | tail -1))"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name"
+        tail -40 "$log" | sed 's/^/    /'
+    fi
+    rm -f "$log"
+}
+python_fuzz test_hints_fuzz.py \
+    "$root/tests/python/test_hints_fuzz.py::test_the_hint_matcher_keeps_its_promises" \
+    'hints fuzz: [0-9]* cases of seed [0-9]*'
+python_fuzz test_serve_fuzz.py "$root/tests/python/test_serve_fuzz.py" \
+    'serve fuzz [^:]*: [0-9]* cases of seed [0-9]*'
 
 echo "fuzz: $passed passed, $failed failed, 0 skipped"
 if [ $targets -eq 0 ]; then
