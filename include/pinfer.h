@@ -88,11 +88,19 @@ typedef struct pf_cpu_info {
  *   "sysfs:<folder>"          a sysfs tree captured or built under <folder>
  *                             (<folder>/sys/devices/system/cpu/online, ...);
  *   "synthetic:<description>" an hwloc synthetic description,
- *                             e.g. "synthetic:pack:2 numa:1 core:4 pu:2";
- *   a file path               the output of `lscpu --parse[=...]`, of
+ *                             e.g. "synthetic:pack:2 numa:1 core:4 pu:2",
+ *                             checked before hwloc reads it: at most 16384
+ *                             PUs, and no shape hwloc takes more than
+ *                             about a second to build (docs/topology.md);
+ *   a file path               a regular file (a FIFO, folder or device is
+ *                             -EINVAL, never opened for reading) holding
+ *                             the output of `lscpu --parse[=...]`, of
  *                             `lscpu -e` / `lscpu --all --extended`, or an
  *                             hwloc XML export (told apart by content); a
- *                             file named "live" or "hwloc" is "./live".
+ *                             file named "live" or "hwloc" is "./live";
+ *   "-"                       the same, read from standard input to its
+ *                             end (a terminal is -EINVAL); a file named
+ *                             "-" is "./-".
  * Live topologies also carry the process's cgroup CPU quota
  * (pf_topology_cpu_quota).  Non-live topologies have every CPU allowed and
  * no quota.  Errors (with *why naming the

@@ -38,7 +38,7 @@ typedef struct planner {
     part *parts; /* the plan's instances as runs of cand */
     size_t nparts;
     char **warnings;
-    size_t nwarnings;
+    size_t nwarnings, warnings_cap;
     int ni, nc;
     bool bind, remainder, throughput;
     double quota;       /* the CPU quota planned within (CPUs); 0: none */
@@ -49,10 +49,15 @@ typedef struct planner {
 static int warn(planner *p, const char *fmt, ...) PF__PRINTF(2, 3);
 static int warn(planner *p, const char *fmt, ...)
 {
-    char **grown = realloc(p->warnings, (p->nwarnings + 1) * sizeof *grown);
-    if (!grown)
-        return -ENOMEM;
-    p->warnings = grown;
+    /* Doubling: a plan of 50,000 instances can warn about each. */
+    if (p->nwarnings == p->warnings_cap) {
+        size_t cap = p->warnings_cap ? p->warnings_cap * 2 : 8;
+        char **grown = realloc(p->warnings, cap * sizeof *grown);
+        if (!grown)
+            return -ENOMEM;
+        p->warnings = grown;
+        p->warnings_cap = cap;
+    }
     va_list ap;
     va_start(ap, fmt);
     char *line = pf__vstrdupf(fmt, ap);
@@ -276,6 +281,29 @@ static int socket_missing(planner *p, int socket)
     return rc;
 }
 
+/*
+ * Every node of --node-id / --nodes-list (nodes[], sorted, no duplicates)
+ * has a candidate: one pass over the candidates, not one per node.
+ */
+static int check_nodes_used(planner *p, const int *nodes, size_t nnodes)
+{
+    bool *used = calloc(nnodes ? nnodes : 1, sizeof *used);
+    if (!used)
+        return oom(p);
+    for (size_t i = 0; i < p->ncand; i++) {
+        const int *hit = bsearch(&p->cand[i]->node, nodes, nnodes, sizeof *nodes, pf__int_cmp);
+        if (hit)
+            used[hit - nodes] = true;
+    }
+    int rc = 0;
+    for (size_t k = 0; k < nnodes && rc == 0; k++)
+        if (!used[k])
+            rc =
+                pf__fail(p->why, -EINVAL, "NUMA node %d has no CPU this process may use", nodes[k]);
+    free(used);
+    return rc;
+}
+
 /* Step 1: the candidate CPUs, then step 2: their order. */
 static int collect_candidates(planner *p, bool drop_siblings)
 {
@@ -312,15 +340,7 @@ static int collect_candidates(planner *p, bool drop_siblings)
         }
         free(sibling);
         /* A node asked for by name must give at least one CPU. */
-        rc = 0;
-        for (size_t k = 0; nodes && k < nnodes && rc == 0; k++) {
-            bool found = false;
-            for (size_t i = 0; i < p->ncand && !found; i++)
-                found = p->cand[i]->node == nodes[k];
-            if (!found)
-                rc = pf__fail(p->why, -EINVAL, "NUMA node %d has no CPU this process may use",
-                              nodes[k]);
-        }
+        rc = nodes ? check_nodes_used(p, nodes, nnodes) : 0;
         free(nodes);
         if (rc == 0 && o->socket_id != -1 && p->ncand == 0)
             rc = socket_missing(p, o->socket_id);
@@ -394,6 +414,46 @@ static void add_part(planner *p, size_t start, size_t len)
     p->parts[p->nparts++] = (part){start, len};
 }
 
+/* sum over groups of min(slices[g], rounds) */
+static size_t dealt_in(const size_t *slices, size_t n, size_t rounds)
+{
+    size_t sum = 0;
+    for (size_t g = 0; g < n; g++)
+        sum += slices[g] < rounds ? slices[g] : rounds;
+    return sum;
+}
+
+/*
+ * Deal `keep` instances (at most the sum of slices[]) to the groups round
+ * robin: one to each group that has a slice left, in order, until none is
+ * left to deal.  Computed, not played: R full rounds (the most with at most
+ * `keep` dealt) give each group min(slices, R), and what is left goes one
+ * each to the first groups with more than R slices.  (Played, it took one
+ * pass over every group per round: quadratic with thousands of nodes.)
+ */
+static void deal_round_robin(const size_t *slices, size_t n, size_t keep, size_t *share)
+{
+    size_t lo = 0, hi = 0;
+    for (size_t g = 0; g < n; g++)
+        if (slices[g] > hi)
+            hi = slices[g];
+    while (lo < hi) { /* the largest R with dealt_in(R) <= keep */
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (dealt_in(slices, n, mid) <= keep)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    size_t left = keep - dealt_in(slices, n, lo);
+    for (size_t g = 0; g < n; g++) {
+        share[g] = slices[g] < lo ? slices[g] : lo;
+        if (left > 0 && slices[g] > lo) {
+            share[g]++;
+            left--;
+        }
+    }
+}
+
 /* Step 5: slices of NC CPUs. */
 static int plan_slices(planner *p)
 {
@@ -440,12 +500,7 @@ static int plan_slices(planner *p)
             free(slices);
             return oom(p);
         }
-        for (size_t left = keep; left > 0;)
-            for (size_t g = 0; g < p->ngroups && left > 0; g++)
-                if (share[g] < slices[g]) {
-                    share[g]++;
-                    left--;
-                }
+        deal_round_robin(slices, p->ngroups, keep, share);
         for (size_t g = 0; g < p->ngroups; g++)
             for (size_t k = 0; k < share[g]; k++)
                 add_part(p, p->groups[g].start + (k * slices[g] / share[g]) * nc, nc);
@@ -478,39 +533,97 @@ static int split_run(planner *p, size_t start, size_t n, size_t k)
  * len_i / n_i) among those with more than one; finally drop whole nodes,
  * the smallest first and the last of equals first.
  */
-static void share_among_nodes(planner *p, size_t *n)
+typedef struct node_share {
+    const part *groups;
+    size_t *n;
+} node_share;
+
+/* Group g's instances would be smaller than h's (len_g / n_g < len_h / n_h), or equal and g first.
+ */
+static bool smaller_share(const node_share *s, size_t g, size_t h)
 {
-    size_t ni = (size_t)p->ni, len = p->ncand, sum = 0;
-    for (size_t g = 0; g < p->ngroups; g++) {
+    size_t a = s->groups[g].len * s->n[h], b = s->groups[h].len * s->n[g];
+    return a < b || (a == b && g < h);
+}
+
+static void sift_down(const node_share *s, size_t *heap, size_t len, size_t i)
+{
+    for (;;) {
+        size_t least = i, l = 2 * i + 1, r = l + 1;
+        if (l < len && smaller_share(s, heap[l], heap[least]))
+            least = l;
+        if (r < len && smaller_share(s, heap[r], heap[least]))
+            least = r;
+        if (least == i)
+            return;
+        size_t t = heap[i];
+        heap[i] = heap[least];
+        heap[least] = t;
+        i = least;
+    }
+}
+
+/* Nodes to drop: the smallest first, the last of equals first. */
+static int by_drop_order(const void *a, const void *b)
+{
+    const part *x = a, *y = b; /* (group, len) */
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return (x->start < y->start) - (x->start > y->start);
+}
+
+static int share_among_nodes(planner *p, size_t *n)
+{
+    size_t ni = (size_t)p->ni, len = p->ncand, sum = 0, G = p->ngroups;
+    for (size_t g = 0; g < G; g++) {
         size_t len_g = p->groups[g].len;
         n[g] = ni * len_g / len;
         if ((ni * len_g) % len != 0 || n[g] == 0)
             n[g]++;
         sum += n[g];
     }
-    while (sum > ni) {
-        size_t best = p->ngroups;
-        for (size_t g = 0; g < p->ngroups; g++) {
-            if (n[g] <= 1)
-                continue;
-            /* len_g / n_g < len_best / n_best, in integers */
-            if (best == p->ngroups || p->groups[g].len * n[best] < p->groups[best].len * n[g])
-                best = g;
-        }
-        if (best == p->ngroups)
-            break;
-        n[best]--;
+    if (sum <= ni)
+        return 0;
+    size_t *order = malloc(G * sizeof *order);
+    if (!order)
+        return oom(p);
+    /*
+     * Take one back from the node whose instances would be smallest, among
+     * those with more than one, until few enough: a heap keyed by len_g / n_g
+     * (each step raises only the key of the node it took from).
+     */
+    node_share s = {p->groups, n};
+    size_t heap_len = 0;
+    for (size_t g = 0; g < G; g++)
+        if (n[g] > 1)
+            order[heap_len++] = g;
+    for (size_t i = heap_len / 2; i-- > 0;)
+        sift_down(&s, order, heap_len, i);
+    while (sum > ni && heap_len > 0) {
+        size_t g = order[0];
+        n[g]--;
         sum--;
+        if (n[g] <= 1)
+            order[0] = order[--heap_len];
+        sift_down(&s, order, heap_len, 0);
     }
-    while (sum > ni) {
-        /* every n is at most 1 here: drop the smallest node, the last on ties */
-        size_t pick = p->ngroups;
-        for (size_t g = 0; g < p->ngroups; g++)
-            if (n[g] > 0 && (pick == p->ngroups || p->groups[g].len <= p->groups[pick].len))
-                pick = g;
-        n[pick]--;
-        sum--;
+    free(order);
+    if (sum > ni) {
+        /* every n is 1 here: drop the smallest nodes, the last of equals first */
+        part *drop = malloc(G * sizeof *drop);
+        if (!drop)
+            return oom(p);
+        for (size_t g = 0; g < G; g++)
+            drop[g] = (part){g, p->groups[g].len};
+        qsort(drop, G, sizeof *drop, by_drop_order);
+        for (size_t i = 0; i < G && sum > ni; i++)
+            if (n[drop[i].start] > 0) {
+                n[drop[i].start]--;
+                sum--;
+            }
+        free(drop);
     }
+    return 0;
 }
 
 static int plan_split(planner *p)
@@ -524,8 +637,7 @@ static int plan_split(planner *p)
     size_t *n = calloc(p->ngroups, sizeof *n);
     if (!n)
         return oom(p);
-    share_among_nodes(p, n);
-    int rc = 0;
+    int rc = share_among_nodes(p, n);
     for (size_t g = 0; g < p->ngroups && rc == 0; g++)
         if (n[g] > 0)
             rc = split_run(p, p->groups[g].start, p->groups[g].len, n[g]);

@@ -178,9 +178,25 @@ static int build_instances(const pf_launch_request *r, pf_launch_spec *spec)
     return 0;
 }
 
+static int refuse_not_live(char **why)
+{
+    return pf__fail(why, -EINVAL,
+                    "run launches on this machine: the topology (--topology or "
+                    "PINFER_TOPOLOGY) must be live; `pinfer plan --topology ...` plans for "
+                    "another");
+}
+
 static int load_topology(const pf_launch_request *r, pf_launch_spec *spec, pf_topology **owned,
                          char **why)
 {
+    /*
+     * Only "live" and "hwloc" name this machine: anything else is refused
+     * before it is read, so that `-` does not eat the standard input the
+     * instances would inherit, nor a large file cost time for nothing.
+     */
+    if (r->require_live && !r->topo && r->topology && strcmp(r->topology, "live") != 0 &&
+        strcmp(r->topology, "hwloc") != 0)
+        return refuse_not_live(why);
     if (r->topo) {
         spec->topo = r->topo;
     } else {
@@ -190,10 +206,7 @@ static int load_topology(const pf_launch_request *r, pf_launch_spec *spec, pf_to
         spec->topo = *owned;
     }
     if (r->require_live && !pf_topology_is_live(spec->topo))
-        return pf__fail(why, -EINVAL,
-                        "run launches on this machine: the topology (--topology or "
-                        "PINFER_TOPOLOGY) must be live; `pinfer plan --topology ...` plans for "
-                        "another");
+        return refuse_not_live(why);
     return 0;
 }
 

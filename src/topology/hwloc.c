@@ -13,7 +13,9 @@
  * dereferences NULL on a PU without a nodeset).  pf__hwloc_xml_check()
  * (hwloc_xml.c) reads the text first, in-process, and hwloc only gets what
  * has the shape of an hwloc 2.x export; nothing here forks, so loading is
- * safe in multi-threaded programs.
+ * safe in multi-threaded programs.  A synthetic description is checked the
+ * same way, by pf__synthetic_check() (synthetic.c): hwloc 2.9 aborts on
+ * some, and needs minutes for wide ones.
  */
 #include "topology/topology.h"
 #include "base/util.h"
@@ -128,31 +130,65 @@ static int get_affinity(hwloc_bitmap_t set)
     return rc;
 }
 
+/* A row found by its CPU id (rows come in hwloc's logical order). */
+typedef struct cpu_slot {
+    unsigned cpu;
+    size_t row;
+} cpu_slot;
+
+static int by_slot_cpu(const void *a, const void *b)
+{
+    const cpu_slot *x = a, *y = b;
+    return (x->cpu > y->cpu) - (x->cpu < y->cpu);
+}
+
 /*
- * The NUMA node of a PU: the node whose cpuset holds it.  A PU can be near
+ * The NUMA node of each PU: the node whose cpuset holds it.  A PU can be near
  * several nodes (DRAM and HBM, MCDRAM or CXL memory on the same package):
  * prefer ordinary memory (no subtype, or hwloc's "DRAM" on heterogeneous
  * machines) and then the lowest id, so that every PU of a core lands in the
- * same node.
+ * same node.  One pass over each node's CPUs, not one over the nodes per PU:
+ * a synthetic or XML topology can have thousands of nodes.
  */
-static int node_of(hwloc_topology_t topo, unsigned cpu)
+static int assign_nodes(hwloc_topology_t topo, pf__cpu_row *rows, size_t n)
 {
-    int best = -1;
-    bool best_plain = false;
+    cpu_slot *slots = malloc((n ? n : 1) * sizeof *slots);
+    bool *plain_best = calloc(n ? n : 1, sizeof *plain_best);
+    if (!slots || !plain_best) {
+        free(slots);
+        free(plain_best);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        slots[i] = (cpu_slot){(unsigned)rows[i].cpu, i};
+        rows[i].node = -1;
+    }
+    qsort(slots, n, sizeof *slots, by_slot_cpu);
     hwloc_obj_t node = NULL;
     while ((node = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_NUMANODE, node)) != NULL) {
-        if (!node->cpuset || !hwloc_bitmap_isset(node->cpuset, cpu))
-            continue;
-        if (node->os_index == HWLOC_UNKNOWN_INDEX || node->os_index >= PF_ID_LIMIT)
+        if (!node->cpuset || node->os_index == HWLOC_UNKNOWN_INDEX || node->os_index >= PF_ID_LIMIT)
             continue;
         int id = (int)node->os_index;
         bool plain = !node->subtype || strcmp(node->subtype, "DRAM") == 0;
-        if (best < 0 || (plain && !best_plain) || (plain == best_plain && id < best)) {
-            best = id;
-            best_plain = plain;
+        unsigned cpu;
+        hwloc_bitmap_foreach_begin(cpu, node->cpuset)
+        {
+            cpu_slot key = {cpu, 0};
+            const cpu_slot *hit = bsearch(&key, slots, n, sizeof *slots, by_slot_cpu);
+            if (hit) {
+                pf__cpu_row *r = &rows[hit->row];
+                if (r->node < 0 || (plain && !plain_best[hit->row]) ||
+                    (plain == plain_best[hit->row] && id < r->node)) {
+                    r->node = id;
+                    plain_best[hit->row] = plain;
+                }
+            }
         }
+        hwloc_bitmap_foreach_end();
     }
-    return best;
+    free(slots);
+    free(plain_best);
+    return 0;
 }
 
 /* The highest-level data or unified cache above the PU, as a unique key; -1 none. */
@@ -264,12 +300,12 @@ static int make_rows(const char *name, hwloc_topology_t topo, hwloc_const_bitmap
             .cpu = (int)cpu,
             .core = (int)core_id,
             .socket = (int)socket,
-            .node = node_of(topo, cpu),
+            .node = -1,
             .llc = llc_of(pu),
             .allowed = !allowed || hwloc_bitmap_isset(allowed, cpu),
         };
     }
-    if (rc == 0 && apply_cpukinds(topo, rows, n) < 0)
+    if (rc == 0 && (assign_nodes(topo, rows, n) < 0 || apply_cpukinds(topo, rows, n) < 0))
         rc = pf__fail(why, -ENOMEM, "out of memory");
     if (rc < 0) {
         free(rows);
@@ -308,18 +344,8 @@ static int select_source(const char *name, hwloc_topology_t topo, const char *xm
             return pf__fail(why, -EINVAL, "%s: not a valid hwloc XML topology", name);
         return 0;
     }
-    if (synthetic) {
-        char *desc = unquote(synthetic);
-        if (!desc)
-            return pf__fail(why, -ENOMEM, "out of memory");
-        int rc = 0;
-        if (!desc[strspn(desc, " \t")])
-            rc = pf__fail(why, -EINVAL, "%s: empty synthetic description", name);
-        else if (hwloc_topology_set_synthetic(topo, desc) < 0)
-            rc = pf__fail(why, -EINVAL, "%s: hwloc cannot parse this synthetic description", name);
-        free(desc);
-        return rc;
-    }
+    if (synthetic && hwloc_topology_set_synthetic(topo, synthetic) < 0)
+        return pf__fail(why, -EINVAL, "%s: hwloc cannot parse this synthetic description", name);
     return 0;
 }
 
@@ -406,9 +432,28 @@ int pf__topology_load_hwloc(const char *name, const char *xml, size_t xml_len,
         if (rc < 0)
             return rc;
     }
+    /*
+     * A synthetic description is checked too: hwloc 2.9 aborts on some, and
+     * takes minutes and gigabytes to build wide ones (synthetic.c).
+     */
+    char *desc = NULL;
+    if (synthetic) {
+        if (!(desc = unquote(synthetic)))
+            return pf__fail(why, -ENOMEM, "out of memory");
+        int rc = 0;
+        if (!desc[strspn(desc, " \t\n")])
+            rc = pf__fail(why, -EINVAL, "%s: empty synthetic description", name);
+        else
+            rc = pf__synthetic_check(name, desc, strlen(desc), NULL, why);
+        if (rc < 0) {
+            free(desc);
+            return rc;
+        }
+    }
     pf__cpu_row *rows = NULL;
     size_t n = 0;
-    int rc = load_rows(name, xml, xml_len, synthetic, &rows, &n, why);
+    int rc = load_rows(name, xml, xml_len, desc, &rows, &n, why);
+    free(desc);
     if (rc < 0)
         return rc;
     rc = pf__topology_build(name, !xml && !synthetic, rows, n, out, why);

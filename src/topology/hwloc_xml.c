@@ -69,7 +69,9 @@
  *     not hwloc's read-only Capacity and Locality, targets existing NUMA
  *     nodes, initiators existing objects or CPU sets; CPU kinds: non-empty,
  *     within the machine's PUs, not overlapping;
- *   - size at most 64 MiB, 2^18 objects, elements nested 64 deep.
+ *   - size at most 64 MiB, 2^16 objects, 4096 below any one object,
+ *     elements nested 64 deep (hwloc's time grows with the square of the
+ *     children of one object).
  * Every export of hwloc 2.x passes (`lstopo --of xml`, with or without I/O,
  * restricted, with disallowed CPUs, annotated with distances, memory
  * attributes, CPU kinds, Misc objects and infos); hand-made files that hwloc
@@ -91,7 +93,14 @@
 #define MAX_XML_SIZE (64u << 20)
 #define MAX_DEPTH 64
 #define MAX_ATTRS 24
-#define MAX_OBJECTS (1u << 18)
+/*
+ * hwloc appends each object to its parent's list of children by walking
+ * the list: n children of one parent cost n^2 / 2 steps.  65,535 memory-less
+ * packages side by side took 7.5 s to load; 2^16 objects with at most 4096
+ * below any one take well under a second (docs/topology.md).
+ */
+#define MAX_OBJECTS (1u << 16)
+#define MAX_CHILDREN 4096
 #define MAX_DISTANCE_OBJS 1024
 #define MAX_CPUKINDS 256
 #define MAX_SET_WORDS (PF_ID_LIMIT / 32)
@@ -475,6 +484,7 @@ typedef struct frame {
     int type;
     int anchor; /* normal objects: the nearest non-Group normal type, this one included */
     bool object_children;
+    size_t nchildren; /* child objects of every kind */
     bits set[NSETS];
     bits kids_cpuset, kids_complete; /* unions over normal children */
     size_t kids_first;               /* the first CPU of the last normal child's complete_cpuset */
@@ -1050,6 +1060,9 @@ static int open_object(reader *r, const tag *t)
         int rc = object_placement(r, t, p, type);
         if (rc < 0)
             return rc;
+        if (++p->nchildren > MAX_CHILDREN)
+            return at(r, t->start, "more than %u objects below one %s", MAX_CHILDREN,
+                      type_name(p->type));
         p->object_children = true;
     }
     int rc = push(r, E_OBJECT, t->start);

@@ -3,20 +3,25 @@
  *
  * Two formats:
  *   `lscpu --parse[=CPU,Core,Socket,Node,...]`: CSV rows after '#' comment
- *   lines; the last comment line that starts with "CPU" names the columns
- *   (without one, the columns are CPU,Core,Socket,Node).  Empty fields are
- *   allowed for Node; a row with empty Core and Socket is an offline CPU.
+ *   lines; the last comment line before the rows that is a list of column
+ *   names, one of them a column read here, is the header (without one, the
+ *   columns are CPU,Core,Socket,Node).  Empty fields are allowed for Node;
+ *   a row with empty Core and Socket is an offline CPU.
  *   `lscpu -e` / `lscpu --all --extended`: a whitespace table whose first
  *   line names the columns (at least CPU, CORE, SOCKET; NODE, MAXMHZ, ONLINE
  *   and the cache column are used when present).  Rows with '-' in CPU, CORE
  *   or SOCKET, or "no" under ONLINE, are offline CPUs and skipped.
- * Column names are matched without regard to case.  Every malformed line is
+ * Column names are matched without regard to case.  A header must name CPU,
+ * Core and Socket, and no column twice: `# Core,Socket,Node` over rows that
+ * start with core ids would otherwise have them read as CPU ids.  A UTF-8
+ * byte order mark before the first line is skipped.  Every malformed line is
  * an error naming the input and the line.  Pure: the text is in memory.
  */
 #include "topology/topology.h"
 #include "base/util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -61,11 +66,11 @@ static bool field_is(field f, const char *word)
 /*
  * Name the column; a cache column is either one level ("L3", as in the CSV)
  * or several joined by ':' ("L1d:L1i:L2:L3", as in the table), where the
- * last level listed is the last-level cache.
+ * last level listed is the last-level cache: *cache_sub receives the number
+ * of ':' in it.
  */
-static enum column column_of(parser *p, field f, bool *is_llc_candidate)
+static enum column column_of(field f, int *cache_sub)
 {
-    *is_llc_candidate = false;
     if (field_is(f, "CPU"))
         return COL_CPU;
     if (field_is(f, "CORE"))
@@ -83,8 +88,7 @@ static enum column column_of(parser *p, field f, bool *is_llc_candidate)
         int colons = 0;
         for (size_t i = 0; i < f.len; i++)
             colons += f.s[i] == ':';
-        p->cache_sub = colons;
-        *is_llc_candidate = true;
+        *cache_sub = colons;
         return COL_CACHE;
     }
     return COL_OTHER;
@@ -138,29 +142,57 @@ static size_t split(const char *s, size_t len, bool csv, field *out, size_t max,
     return n;
 }
 
+/* Say which of CPU, Core and Socket a header lacks: "CPU", "Core and Socket". */
+static void name_missing(bool cpu, bool core, bool socket, char *buf, size_t size)
+{
+    const char *names[3];
+    size_t n = 0;
+    if (!cpu)
+        names[n++] = "CPU";
+    if (!core)
+        names[n++] = "Core";
+    if (!socket)
+        names[n++] = "Socket";
+    snprintf(buf, size, "%s%s%s", names[0], n > 1 ? " and " : "", n > 1 ? names[1] : "");
+}
+
 static int set_header(parser *p, const field *f, size_t n)
 {
-    bool seen_cpu = false, seen_core = false, seen_socket = false, have_llc = false;
+    bool seen_cpu = false, seen_core = false, seen_socket = false;
+    size_t llc = n; /* the last cache column */
     for (size_t i = 0; i < n; i++) {
-        bool llc;
-        p->cols[i] = column_of(p, f[i], &llc);
+        /* A column named twice: which of the two is meant cannot be known. */
+        for (size_t j = 0; f[i].len && j < i; j++)
+            if (f[j].len == f[i].len && strncasecmp(f[j].s, f[i].s, f[i].len) == 0)
+                return pf__fail(p->why, -EINVAL, "%s:%d: the header names the %.*s column twice",
+                                p->name, p->line, (int)(f[i].len > 32 ? 32 : f[i].len), f[i].s);
+        int sub = 0;
+        p->cols[i] = column_of(f[i], &sub);
         /* Several cache columns (CSV "L1d,L1i,L2,L3"): the last one wins. */
-        if (llc) {
-            for (size_t j = 0; have_llc && j < i; j++)
-                if (p->cols[j] == COL_CACHE)
-                    p->cols[j] = COL_OTHER;
-            have_llc = true;
+        if (p->cols[i] == COL_CACHE) {
+            if (llc < n)
+                p->cols[llc] = COL_OTHER;
+            llc = i;
+            p->cache_sub = sub;
         }
         seen_cpu |= p->cols[i] == COL_CPU;
         seen_core |= p->cols[i] == COL_CORE;
         seen_socket |= p->cols[i] == COL_SOCKET;
     }
     p->ncols = n;
-    if (!seen_cpu || !seen_core || !seen_socket)
+    if (!seen_cpu && !seen_core && !seen_socket)
         return pf__fail(p->why, -EINVAL,
                         "%s:%d: not lscpu output: the header must name the CPU, CORE and "
                         "SOCKET columns (as the output of " LSCPU_COMMANDS " does)",
                         p->name, p->line);
+    if (!seen_cpu || !seen_core || !seen_socket) {
+        char missing[32];
+        name_missing(seen_cpu, seen_core, seen_socket, missing, sizeof missing);
+        return pf__fail(p->why, -EINVAL,
+                        "%s:%d: the header has no %s column%s: it must name CPU, Core and "
+                        "Socket, as the output of " LSCPU_COMMANDS " does",
+                        p->name, p->line, missing, strchr(missing, ' ') ? "s" : "");
+    }
     return 0;
 }
 
@@ -308,19 +340,32 @@ static bool is_summary_line(const char *s, size_t len)
 }
 
 /*
- * A CSV comment line that names columns ("# CPU,Core,Socket,Node", in any
- * order): one of its comma-separated fields is exactly "CPU".  Whether it
- * names the columns needed is for set_header to say.
+ * A CSV comment line that names columns ("# CPU,Core,Socket,Node,,L1d,L1i",
+ * in any order, or "# Core,Socket,Node" from `lscpu --parse=Core,Socket,Node`):
+ * every comma-separated field is a word (a column name: letters, digits and
+ * "%:_-") or empty, and one of them is a column read here.  lscpu's prose
+ * comments above the header ("# The following is the parsable format, which
+ * can be fed to other") have blanks inside their fields; "# generated" names
+ * no column.  Whether the header names the columns needed, each once, is for
+ * set_header to say.
  */
 static bool is_csv_header(const char *s, size_t len)
 {
     field f[MAX_COLUMNS];
-    bool too_many;
+    bool too_many, known = false;
     size_t n = split(s + 1, len - 1, true, f, MAX_COLUMNS, &too_many);
-    for (size_t i = 0; i < n; i++)
-        if (field_is(f[i], "CPU"))
-            return true;
-    return false;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < f[i].len; k++) {
+            char c = f[i].s[k];
+            bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || strchr("%:_-", c);
+            if (!word || c == '\0')
+                return false;
+        }
+        int sub;
+        known |= f[i].len > 0 && column_of(f[i], &sub) != COL_OTHER;
+    }
+    return known;
 }
 
 int pf__topology_parse_lscpu(const char *name, const char *text, size_t len, pf_topology **out,
@@ -330,6 +375,11 @@ int pf__topology_parse_lscpu(const char *name, const char *text, size_t len, pf_
     field fields[MAX_COLUMNS];
     int rc = 0;
     int format = 0; /* 0 unknown yet, 1 CSV, 2 table */
+    /* A UTF-8 byte order mark (Windows editors write one) is not part of line 1. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+        text += 3;
+        len -= 3;
+    }
     const char *csv_header = NULL;
     size_t csv_header_len = 0;
     int csv_header_line = 0;

@@ -6,9 +6,13 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_TOPOLOGY_FILE (64u << 20)
 /* A MAXMHZ step of at least this share of the highest value splits P from E. */
@@ -245,29 +249,97 @@ const pf_cpu_info *pf_topology_cpu(const pf_topology *t, int cpu)
     return NULL;
 }
 
-/* Read a whole file into a NUL-terminated buffer. */
+/* What a path that is not a regular file is, for the message. */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISDIR(mode))
+        return "a folder";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "a device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "not a regular file";
+}
+
+static int cannot_read(const char *path, int err, char **why)
+{
+    return pf__fail(why,
+                    err == EACCES   ? -EACCES
+                    : err == ENOENT ? -ENOENT
+                                    : -EINVAL,
+                    "cannot read topology '%s': %s", path, strerror(err));
+}
+
+/*
+ * Open a topology file: a regular file only.  Opening a FIFO for reading
+ * blocks until a writer comes, for ever if none does, and a device can have
+ * side effects on open: so the path is checked with stat() first, opened
+ * O_NONBLOCK (which regular files ignore) in case it was replaced in
+ * between, and checked again on the descriptor.  "-" is standard input,
+ * read to its end whatever it is, except a terminal.
+ */
+static int open_topology_file(const char *path, int *fd, char **why)
+{
+    struct stat st;
+    if (strcmp(path, "-") == 0) {
+        if (fstat(STDIN_FILENO, &st) < 0)
+            return pf__fail(why, -EINVAL, "-: cannot read standard input: %s", strerror(errno));
+        if (isatty(STDIN_FILENO))
+            return pf__fail(why, -EINVAL,
+                            "-: standard input is a terminal: give it the output of lscpu "
+                            "(`lscpu -e | pinfer plan --topology -`) or name a file");
+        *fd = STDIN_FILENO;
+        return 0;
+    }
+    if (stat(path, &st) < 0)
+        return cannot_read(path, errno, why);
+    if (!S_ISREG(st.st_mode))
+        return pf__fail(why, -EINVAL,
+                        "%s: is %s; a topology must be a regular file (`-` reads standard input)",
+                        path, file_kind(st.st_mode));
+    *fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (*fd < 0)
+        return cannot_read(path, errno, why);
+    int rc = 0;
+    if (fstat(*fd, &st) < 0)
+        rc = cannot_read(path, errno, why);
+    else if (!S_ISREG(st.st_mode))
+        rc = pf__fail(why, -EINVAL,
+                      "%s: is %s; a topology must be a regular file (`-` reads standard input)",
+                      path, file_kind(st.st_mode));
+    if (rc < 0)
+        close(*fd);
+    return rc;
+}
+
+/* Read a whole topology file (or standard input) into a NUL-terminated buffer. */
 static int read_file(const char *path, char **text, size_t *len, char **why)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int err = errno;
-        return pf__fail(why,
-                        err == EACCES   ? -EACCES
-                        : err == ENOENT ? -ENOENT
-                                        : -EINVAL,
-                        "cannot read topology '%s': %s", path, strerror(err));
-    }
+    int fd = -1;
+    int rc = open_topology_file(path, &fd, why);
+    if (rc < 0)
+        return rc;
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
-    int rc = 0;
     while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f))
-                rc = pf__fail(why, -EINVAL, "cannot read topology '%s': %s", path, strerror(errno));
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* a standard input left non-blocking by whoever made it: wait for data */
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, -1) >= 0 || errno == EINTR)
+                continue;
+        }
+        if (got < 0) {
+            rc = cannot_read(path, errno, why);
             break;
         }
+        if (got == 0)
+            break;
+        n += (size_t)got;
         if (n == cap) {
             if (cap >= MAX_TOPOLOGY_FILE) {
                 rc = pf__fail(why, -EINVAL, "%s: larger than %u MiB, not a topology", path,
@@ -284,7 +356,8 @@ static int read_file(const char *path, char **text, size_t *len, char **why)
             cap *= 2;
         }
     }
-    fclose(f);
+    if (fd != STDIN_FILENO)
+        close(fd);
     if (!buf)
         return pf__fail(why, -ENOMEM, "out of memory");
     if (rc < 0) {

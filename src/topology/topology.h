@@ -61,6 +61,30 @@ int pf__topology_load_hwloc(const char *name, const char *xml, size_t xml_len,
                             const char *synthetic, pf_topology **out, char **why);
 
 /*
+ * Bounds on a synthetic description (synthetic.c, docs/topology.md): at most
+ * this many PUs, explicit indexes below it, and an estimated cost of hwloc's
+ * loader (set comparisons times their length in words) of at most
+ * PF_SYNTHETIC_MAX_WORK, about a second on the development machine, where one
+ * unit of it measured PF_SYNTHETIC_SECONDS_PER_WORK.
+ */
+#define PF_SYNTHETIC_MAX_PUS 16384
+#define PF_SYNTHETIC_MAX_WORK 8.0e8
+#define PF_SYNTHETIC_SECONDS_PER_WORK 8.0e-10
+
+/*
+ * Check the synthetic description desc[0, len) (without the quotes
+ * pf_topology_load() strips) before hwloc reads it: its form, in the subset
+ * of hwloc's syntax that synthetic.c describes, and its size.  `name` names
+ * the source in messages.  Returns 0, with *pus (when not NULL) the PU
+ * count; -EINVAL with *why = "<name>: <what> at '<where>'" (one line) for a
+ * description outside the subset, one that hwloc 2.9 would abort on, or one
+ * too large (more than PF_SYNTHETIC_MAX_PUS PUs, or too wide to build within
+ * PF_SYNTHETIC_MAX_WORK); -ENOMEM.  Pure: no I/O, no global state.
+ */
+int pf__synthetic_check(const char *name, const char *desc, size_t len, unsigned long *pus,
+                        char **why);
+
+/*
  * Load from a Linux sysfs tree under `root` ("/": this machine), reading
  * sys/devices/system/{cpu,node} and sys/devices/cpu_{core,atom}.  `live`
  * sets `allowed` from the cgroup cpuset found under root (see

@@ -7,6 +7,8 @@
  */
 #include "pf_test.h"
 #include "topology/hwloc_xml.h"
+#include "topology/topology.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -16,6 +18,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DUAL "pack:2 numa:1 core:4 pu:2"
@@ -175,10 +178,148 @@ static void test_synthetic_malformed(void **state)
     (void)state;
     expect_failure("synthetic:foo", -EINVAL, "synthetic:foo");
     expect_failure("synthetic:pack:0 pu:2", -EINVAL, "synthetic");
+    expect_failure("synthetic:pack:2(size=1GB) pu:2", -EINVAL, "hwloc cannot parse");
+    expect_failure("synthetic:'pack:1000 core:100 pu:1'", -EINVAL, "100000 PUs");
     expect_failure("synthetic:pack:2 core:x pu:2", -EINVAL, "synthetic");
     expect_failure("synthetic:", -EINVAL, "synthetic");
     expect_failure("synthetic:\"\"", -EINVAL, "synthetic");
     expect_failure("synthetic:\"pack:2", -EINVAL, "synthetic");
+}
+
+/*
+ * The check before hwloc (synthetic.c): what it accepts, with the PU count,
+ * and what it refuses, with a message holding `refusal`.
+ */
+typedef struct synthetic_case {
+    const char *desc;
+    unsigned long pus;   /* accepted: the PU count */
+    const char *refusal; /* refused: part of the message */
+} synthetic_case;
+
+static const synthetic_case synthetic_cases[] = {
+    /* hwloc's syntax variants */
+    {"pack:2 numa:2 core:4 pu:2", 32, NULL},
+    {"Package:2 NUMANode:1 L3Cache:1 L2Cache:2 L1dCache:1 Core:1 PU:2", 8, NULL},
+    {"socket:2 node:2 l3:2 l2u:1 l1d:1 l1i:1 co:2 pu:1", 16, NULL},
+    {"pack:2 l3:2(size=32MB) core:2 pu:2", 16, NULL},
+    {"(memory=64GB) pack:2 core:2 pu:2", 8, NULL},
+    {"pack:2 [numa(memory=1GB)] core:4 pu:2", 16, NULL},
+    {"[NUMANode(memory=1073741824)] Package:2 Core:2 PU:2(indexes=4*2:2*2:1*2)", 8, NULL},
+    {"pack:2 [numa(indexes=1,0)] core:2 pu:2(indexes=2*4:1*2)", 8, NULL},
+    {"pack:2 core:2 pu:2(indexes=pack:core)", 8, NULL},
+    {"pack:2 numa:2(indexes=3,2,1,0) core:1 pu:2(indexes=0,4,1,5,2,6,3,7)", 8, NULL},
+    {"numa:2 pack:2 group:2 die:2 pu:1", 16, NULL},
+    {"pack:2\nnuma:1\ncore:2  pu:2\n", 8, NULL},
+    {"2 2 2", 8, NULL},
+    /* the bounds */
+    {"pack:1000 core:100 pu:1", 0, "100000 PUs; a synthetic topology has at most 16384"},
+    {"pack:999999999 pu:999999999", 0, "PUs; a synthetic topology has at most 16384"},
+    {"pu:16385", 0, "16385 PUs"},
+    {"core:8192 pu:1", 0, "too wide for hwloc's synthetic loader: it would take about 1"},
+    {"pu:4096", 0, "too wide"},
+    {"pack:64 l3:8 core:16 pu:2", 16384, NULL},
+    {"pu:2048", 2048, NULL},
+    {"pu:2(indexes=0,16384)", 0, "an index is too large"},
+    /* what hwloc 2.9 aborts on */
+    {"memcache:2 pu:2", 0, "not a level type"},
+    {"pu:2(indexes=1*2147483648:1*2147483648:1*2147483648)", 0, "larger than its level"},
+    {"pack:2(indexes=core) core:2 pu:1", 0, "by level names is for PUs only"},
+    {"pack:2 [numa(indexes=core)] core:4 pu:1", 0, "by level names is for PUs only"},
+    /* outside the subset, or malformed */
+    {"pack:010 pu:1", 0, "a level needs a count"},
+    {"pack:0x10 pu:1", 0, "a level needs a count (a decimal from 1) at '0x10 pu:1'"},
+    {"pu: 2", 0, "a level needs a count"},
+    {"pu:+2", 0, "a level needs a count"},
+    {"pack:0 pu:2", 0, "a level needs a count"},
+    {"pack 2 core:3 pu:1", 0, "a level type is followed by ':'"},
+    {"pack:2core:2 pu:1", 0, "levels are separated by blanks"},
+    {"pack:2\tpu:2", 0, "a NUL, tab or carriage return"},
+    {"pack:2 [numa:5] pu:2", 0, "an attached type is followed by ']' or '('"},
+    {"pack:2 [core] pu:2", 0, "only NUMA nodes are attached"},
+    {"pack:2(foo=1) pu:2", 0, "unknown attribute"},
+    {"pack:2(memory=1GB  size=1) pu:2", 0, "unknown attribute"},
+    {"pack:2(memory=1GB pu:2", 0, "unknown attribute (memory=, size= or indexes=) at 'pu:2'"},
+    {"pack:2 pu:2(indexes=0,1", 0, "end with ')' at the end"},
+    {"core5:2 pu:1", 0, "not a level type"},
+    {"machine:2 pu:1", 0, "not a level type"},
+    {"l6:2 pu:1", 0, "not a level type"},
+    {"p:2 pu:1", 0, "not a level type"},
+    {"pu:2(indexes=0,1,2)", 0, "indexes= lists 3 ids for 2 objects"},
+    {"pu:2(indexes=1,1)", 0, "an index is given twice"},
+    {"pu:2(indexes=0,,1)", 0, "indexes= needs ids separated by ','"},
+    {"pu:4(indexes=2*2:)", 0, "an interleaving loop is S*N"},
+    {"pu:4(indexes=0*2)", 0, "an interleaving loop is S*N"},
+    {"pu:2(indexes=)", 0, "indexes= needs a value"},
+    {"pu:1234567890", 0, "a count of more than 9 digits"},
+    /* what hwloc refuses after reading every level, leaking [numa] nodes */
+    {"pack:2 [numa(memory=1GB)]", 0, "the last level is not PUs"},
+    {"pack:2 [numa] core:2", 0, "the last level is not PUs"},
+    {"pu:2 core:2 pu:1", 0, "PUs are the last level only"},
+    {"pack:2 [numa] core:2 core:2 pu:1", 0, "two Core levels"},
+    {"pack:2 socket:2 pu:1", 0, "two Package levels"},
+    {"numa:2 [numa] pu:1", 0, "NUMA nodes both as a level and attached"},
+    {"pack:2 2 pu:1", 0, "some levels have a type and others not"},
+    {"pack:2 core:2 2", 8, NULL},
+    {"", 0, "no level"},
+    {" \n ", 0, "no level"},
+    {"(memory=1) ", 0, "no level"},
+};
+
+static void test_synthetic_check(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof synthetic_cases / sizeof *synthetic_cases; i++) {
+        const synthetic_case *c = &synthetic_cases[i];
+        unsigned long pus = 0;
+        char *why = NULL;
+        int rc = pf__synthetic_check("s", c->desc, strlen(c->desc), &pus, &why);
+        if (c->refusal ? rc != -EINVAL || !why || !strstr(why, c->refusal) || strchr(why, '\n')
+                       : rc != 0 || pus != c->pus) {
+            print_error("'%s': rc %d, %lu PUs, '%s'\n", c->desc, rc, pus, why ? why : "");
+            failures++;
+        }
+        free(why);
+    }
+    assert_int_equal(failures, 0);
+}
+
+/*
+ * Through pf_topology_load: what the check accepts loads with that many
+ * CPUs, and what it refuses never reaches hwloc, which would abort on some
+ * (memcache, wrapping loops) and build others for minutes: each refusal is
+ * immediate.
+ */
+static void test_synthetic_bounded_load(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof synthetic_cases / sizeof *synthetic_cases; i++) {
+        const synthetic_case *c = &synthetic_cases[i];
+        char source[256];
+        snprintf(source, sizeof source, "synthetic:%s", c->desc);
+        struct timespec a, b;
+        pf_topology *t = NULL;
+        char *why = NULL;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int rc = pf_topology_load(source, &t, &why);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+        if (c->refusal) {
+            assert_int_equal(rc, -EINVAL);
+            assert_non_null(strstr(why, "synthetic:"));
+            if (ms > 50)
+                fail_msg("'%s' refused after %.0f ms", c->desc, ms);
+        } else if (rc == 0) {
+            size_t n;
+            pf_topology_cpus(t, &n);
+            assert_int_equal(n, c->pus);
+        } else if (!strstr(why, "hwloc cannot parse")) {
+            /* hwloc may refuse what the check lets through, never crash on it */
+            fail_msg("'%s': %s", c->desc, why);
+        }
+        pf_topology_free(t);
+        free(why);
+    }
 }
 
 /* An hwloc XML export of a synthetic topology, written to a temporary file. */
@@ -587,6 +728,92 @@ static void test_xml_cases(void **state)
     }
 }
 
+/*
+ * A machine with CPU 0 and `groups` groups of `per_group` memory-less
+ * packages (none: the packages below the machine), built with pf__buf.
+ */
+static char *wide_xml(size_t groups, size_t per_group)
+{
+    pf__buf b = {0};
+    pf__buf_puts(&b, "<topology version=\"2.0\">\n<object type=\"Machine\" os_index=\"0\" "
+                     "cpuset=\"0x1\" complete_cpuset=\"0x1\" allowed_cpuset=\"0x1\" "
+                     "nodeset=\"0x1\" complete_nodeset=\"0x1\" allowed_nodeset=\"0x1\" "
+                     "gp_index=\"1\">\n");
+    pf__buf_puts(&b, "<object type=\"NUMANode\" os_index=\"0\" cpuset=\"0x1\" "
+                     "complete_cpuset=\"0x1\" nodeset=\"0x1\" complete_nodeset=\"0x1\" "
+                     "gp_index=\"2\" local_memory=\"1073741824\"/>\n");
+    pf__buf_puts(&b, "<object type=\"PU\" os_index=\"0\" cpuset=\"0x1\" complete_cpuset=\"0x1\" "
+                     "nodeset=\"0x1\" complete_nodeset=\"0x1\" gp_index=\"3\"/>\n");
+    size_t gp = 4;
+    for (size_t g = 0; g < (groups ? groups : 1); g++) {
+        if (groups)
+            pf__buf_printf(&b,
+                           "<object type=\"Group\" cpuset=\"0x0\" complete_cpuset=\"0x0\" "
+                           "nodeset=\"0x0\" complete_nodeset=\"0x0\" gp_index=\"%zu\" "
+                           "kind=\"1\" subkind=\"0\">\n",
+                           gp++);
+        for (size_t k = 0; k < per_group; k++)
+            pf__buf_printf(&b,
+                           "<object type=\"Package\" os_index=\"%zu\" cpuset=\"0x0\" "
+                           "complete_cpuset=\"0x0\" nodeset=\"0x0\" complete_nodeset=\"0x0\" "
+                           "gp_index=\"%zu\"/>\n",
+                           g * per_group + k, gp++);
+        if (groups)
+            pf__buf_puts(&b, "</object>\n");
+    }
+    pf__buf_puts(&b, "</object>\n</topology>\n");
+    char *text = NULL;
+    assert_int_equal(pf__buf_take(&b, &text), 0);
+    return text;
+}
+
+/*
+ * hwloc appends each child to its parent's list by walking the list: 65,535
+ * memory-less packages below the machine took 7.5 s to load, 2^18 objects
+ * would take minutes.  At most 4096 objects below one, 2^16 in all.
+ */
+static void test_xml_limits(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t groups, per_group;
+        const char *refusal;
+    } cases[] = {
+        {0, 4094, NULL}, /* and a NUMA node and a PU */
+        {0, 4095, "f.xml: line 4099: more than 4096 objects below one Machine"},
+        {1, 4097, "f.xml: line 4102: more than 4096 objects below one Group"},
+        {15, 4096, NULL}, /* 61,458 objects */
+        {16, 4096, "f.xml: line 65553: more than 65536 objects"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *text = wide_xml(cases[i].groups, cases[i].per_group);
+        char *why = NULL;
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int rc = pf__hwloc_xml_check("f.xml", text, strlen(text), &why);
+        if (cases[i].refusal) {
+            if (rc != -EINVAL || !why || strcmp(why, cases[i].refusal) != 0)
+                fail_msg("case %zu: rc %d, '%s'", i, rc, why ? why : "");
+        } else {
+            if (rc != 0)
+                fail_msg("case %zu: refused: %s", i, why ? why : "");
+            /* and hwloc loads the largest accepted in well under a second */
+            pf_topology *t = NULL;
+            char *path = write_temp(text);
+            rc = pf_topology_load(path, &t, &why);
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+            if (rc != 0 || s > 1.0)
+                fail_msg("case %zu: rc %d after %.2f s: %s", i, rc, s, why ? why : "");
+            pf_topology_free(t);
+            unlink(path);
+            free(path);
+        }
+        free(why);
+        free(text);
+    }
+}
+
 /* The check alone: what a file cannot hold through the C-string cases above. */
 static void test_xml_check_bytes(void **state)
 {
@@ -901,11 +1128,14 @@ int main(void)
         cmocka_unit_test(test_synthetic_without_cores),
         cmocka_unit_test(test_synthetic_quotes),
         cmocka_unit_test(test_synthetic_malformed),
+        cmocka_unit_test(test_synthetic_check),
+        cmocka_unit_test(test_synthetic_bounded_load),
         cmocka_unit_test(test_xml_round_trip),
         cmocka_unit_test(test_xml_cpu_kinds),
         cmocka_unit_test(test_xml_malformed),
         cmocka_unit_test(test_xml_cases),
         cmocka_unit_test(test_xml_check_bytes),
+        cmocka_unit_test(test_xml_limits),
         cmocka_unit_test(test_xml_exports),
         cmocka_unit_test(test_xml_seed_corpus),
         cmocka_unit_test(test_xml_threads),
