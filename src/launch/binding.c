@@ -15,21 +15,29 @@
 
 #define MPOL_BIND_MODE 2 /* MPOL_BIND of <linux/mempolicy.h> */
 
-char *pf_binding_command(const pf_instance *in, bool bind_cpus, bool bind_memory)
+char *pf__binding_text(const pf_instance *in, bool bind_cpus, bool bind_memory, bool words)
 {
     char *cpus = NULL, *nodes = NULL, *out = NULL;
     if (pf_cpulist_format(in->cpus, in->ncpus, &cpus) == 0 &&
         pf_cpulist_format(in->nodes, in->nnodes, &nodes) == 0) {
+        const char *node_word = in->nnodes == 1 ? "node" : "nodes";
         if (bind_cpus && bind_memory)
-            out = pf__strdupf("numactl -C %s -m %s", cpus, nodes);
+            out = words ? pf__strdupf("CPUs %s, memory %s %s", cpus, node_word, nodes)
+                        : pf__strdupf("numactl -C %s -m %s", cpus, nodes);
         else if (bind_cpus)
-            out = pf__strdupf("taskset -c %s", cpus);
+            out = words ? pf__strdupf("CPUs %s, memory not bound", cpus)
+                        : pf__strdupf("taskset -c %s", cpus);
         else
-            out = strdup("(no binding)");
+            out = strdup(words ? "not bound" : "(no binding)");
     }
     free(cpus);
     free(nodes);
     return out;
+}
+
+char *pf_binding_command(const pf_instance *in, bool bind_cpus, bool bind_memory)
+{
+    return pf__binding_text(in, bind_cpus, bind_memory, false);
 }
 
 static int max_id(const int *ids, size_t n)

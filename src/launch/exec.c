@@ -26,25 +26,6 @@ int pf__memory_allowed(const pf_launch_spec *spec, pf_log_fn log, void *ctx, boo
     return 0;
 }
 
-/* "CPUs 0-3, memory node 0" / "CPUs 0-3, memory not bound" / "not bound". */
-static char *binding_words(const pf_instance *in, bool cpus, bool memory)
-{
-    char *cpu_list = NULL, *node_list = NULL, *out = NULL;
-    if (pf_cpulist_format(in->cpus, in->ncpus, &cpu_list) == 0 &&
-        pf_cpulist_format(in->nodes, in->nnodes, &node_list) == 0) {
-        if (cpus && memory)
-            out = pf__strdupf("CPUs %s, memory %s %s", cpu_list, in->nnodes == 1 ? "node" : "nodes",
-                              node_list);
-        else if (cpus)
-            out = pf__strdupf("CPUs %s, memory not bound", cpu_list);
-        else
-            out = strdup("not bound");
-    }
-    free(cpu_list);
-    free(node_list);
-    return out;
-}
-
 /* The assignments the launcher made for instance i, as one shell-quoted line. */
 static char *environment_line(const pf_launch_spec *spec, size_t i)
 {
@@ -64,7 +45,7 @@ void pf__log_instance(const pf_launch_spec *spec, size_t i, bool memory, pf_log_
     const pf_instance *in = &spec->plan->instances[i];
     char *cmd = pf_shell_join(spec->argv);
     char *how = pf_binding_command(in, spec->bind_cpus, memory);
-    char *words = binding_words(in, spec->bind_cpus, memory);
+    char *words = pf__binding_text(in, spec->bind_cpus, memory, true);
     char *env = environment_line(spec, i);
     if (spec->bind_cpus) /* "(numactl -C 0-3 -m 0 <command>)": what it amounts to */
         pf__logf(log, ctx, PF_LOG_INFO, "instance %d: %s (%s %s)", in->index, words ? words : "?",

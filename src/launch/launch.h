@@ -30,6 +30,14 @@ typedef struct pf__binding {
     unsigned long max_node; /* bits in nodes */
 } pf__binding;
 
+/*
+ * A binding in words: "numactl -C 0-3 -m 0" / "taskset -c 0-3" / "(no
+ * binding)" (pf_binding_command), or with words "CPUs 0-3, memory node 0" /
+ * "CPUs 0-3, memory not bound" / "not bound" (the launcher's info line).
+ * malloc'd; NULL when out of memory.
+ */
+char *pf__binding_text(const pf_instance *in, bool bind_cpus, bool bind_memory, bool words);
+
 /* cpus NULL: no CPU mask; nodes NULL: no node mask.  0 or -ENOMEM. */
 int pf__binding_make(const int *cpus, size_t ncpus, const int *nodes, size_t nnodes,
                      pf__binding *b);
