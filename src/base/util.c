@@ -203,11 +203,6 @@ void pf__buf_free(pf__buf *b)
     memset(b, 0, sizeof *b);
 }
 
-int pf__parse_int_str(const char *s, long lo, long hi, long *out)
-{
-    return s ? pf__parse_int(s, strlen(s), lo, hi, out) : -EINVAL;
-}
-
 char *pf_printable(const char *text)
 {
     pf__buf b = {0};

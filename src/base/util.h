@@ -79,9 +79,6 @@ void pf__buf_printf(pf__buf *b, const char *fmt, ...) PF__PRINTF(2, 3);
 int pf__buf_take(pf__buf *b, char **out);
 void pf__buf_free(pf__buf *b);
 
-/* Parse a whole environment value as an int in [lo, hi] (see pf__parse_int). */
-int pf__parse_int_str(const char *s, long lo, long hi, long *out);
-
 /* Room for any text of pf__format_double. */
 #define PF__DOUBLE_TEXT 48
 
