@@ -16,6 +16,9 @@
 /* Format a message and hand it to fn (NULL: pf_log_stderr). */
 void pf__logf(pf_log_fn fn, void *ctx, pf_log_level level, const char *fmt, ...) PF__PRINTF(4, 5);
 
+/* "pinfer: <level>: <text>\n", text printable (pf_printable): a console's line (malloc'd). */
+char *pf__log_console_line(pf_log_level level, const char *text);
+
 /* "2026-11-29 17:50:01.123 pinfer: <level>: <text>\n": a log file's line (malloc'd). */
 char *pf__log_file_line(pf_log_level level, const char *text);
 

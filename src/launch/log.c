@@ -16,8 +16,7 @@ const char *pf_log_level_name(pf_log_level level)
     }
 }
 
-/* "pinfer: <level>: <text>\n", malloc'd, text printable. */
-static char *console_line(pf_log_level level, const char *text)
+char *pf__log_console_line(pf_log_level level, const char *text)
 {
     char *printable = pf_printable(text);
     char *line =
@@ -29,7 +28,7 @@ static char *console_line(pf_log_level level, const char *text)
 void pf_log_stderr(void *ctx, pf_log_level level, const char *text)
 {
     (void)ctx;
-    char *line = console_line(level, text);
+    char *line = pf__log_console_line(level, text);
     if (line)
         pf__write_all(STDERR_FILENO, line, strlen(line));
     free(line);
@@ -54,10 +53,8 @@ char *pf__log_file_line(pf_log_level level, const char *text)
     localtime_r(&ts.tv_sec, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-    char *printable = pf_printable(text);
-    char *line = printable ? pf__strdupf("%s.%03ld pinfer: %s: %s\n", stamp, ts.tv_nsec / 1000000L,
-                                         pf_log_level_name(level), printable)
-                           : NULL;
-    free(printable);
+    char *console = pf__log_console_line(level, text);
+    char *line = console ? pf__strdupf("%s.%03ld %s", stamp, ts.tv_nsec / 1000000L, console) : NULL;
+    free(console);
     return line;
 }

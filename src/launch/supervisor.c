@@ -120,13 +120,10 @@ static void say_text(pf_supervisor *s, pf_log_level level, const char *text)
         s->o.log(s->o.log_ctx, level, text);
         return;
     }
-    char *printable = pf_printable(text);
-    char *line =
-        printable ? pf__strdupf("pinfer: %s: %s\n", pf_log_level_name(level), printable) : NULL;
+    char *line = pf__log_console_line(level, text);
     if (line)
         pf__console_write(&s->err, line, strlen(line));
     free(line);
-    free(printable);
 }
 
 static void say(pf_supervisor *s, pf_log_level level, const char *fmt, ...) PF__PRINTF(3, 4);
