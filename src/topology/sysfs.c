@@ -910,6 +910,22 @@ static int bad_quota(const reader *r, const char *rel, const char *expected, cha
 }
 
 /*
+ * A cgroup file that may be absent (no such controller at that level):
+ * 1 with its trimmed text, 0 when it is missing or unreadable, or the
+ * failure of reading it, naming the file.
+ */
+static int read_optional(reader *r, const char *rel, const char **s, size_t *len, char **why)
+{
+    int rc = read_text(r, rel);
+    if (rc == -ENOENT || rc == -EACCES)
+        return 0;
+    if (rc < 0)
+        return fail_file(r, rel, rc, why);
+    *s = trimmed(r, len);
+    return 1;
+}
+
+/*
  * One cgroup v2 level: cpu.max, "<quota> <period>" in microseconds or
  * "max <period>" (no quota).  *cpus = quota / period, 0 for none; a file
  * that is missing or unreadable (no cpu controller there) says nothing.
@@ -919,13 +935,11 @@ static int quota_v2(reader *r, const char *dir, double *cpus, char **why)
     char rel[PATH_MAX + 32];
     snprintf(rel, sizeof rel, "%s/cpu.max", dir);
     *cpus = 0;
-    int rc = read_text(r, rel);
-    if (rc == -ENOENT || rc == -EACCES)
-        return 0;
-    if (rc < 0)
-        return fail_file(r, rel, rc, why);
     size_t len;
-    const char *s = trimmed(r, &len);
+    const char *s;
+    int rc = read_optional(r, rel, &s, &len, why);
+    if (rc <= 0)
+        return rc;
     const char *space = memchr(s, ' ', len);
     long quota = 0, period;
     if (space) {
@@ -950,24 +964,18 @@ static int quota_v1(reader *r, const char *dir, double *cpus, char **why)
     long quota, period;
     *cpus = 0;
     snprintf(rel, sizeof rel, "%s/cpu.cfs_quota_us", dir);
-    int rc = read_text(r, rel);
-    if (rc == -ENOENT || rc == -EACCES)
-        return 0;
-    if (rc < 0)
-        return fail_file(r, rel, rc, why);
     size_t len;
-    const char *s = trimmed(r, &len);
+    const char *s;
+    int rc = read_optional(r, rel, &s, &len, why);
+    if (rc <= 0)
+        return rc;
     if (pf__parse_int(s, len, -1, LONG_MAX, &quota) < 0 || quota == 0)
         return bad_quota(r, rel, "-1 or a number of microseconds", why);
     if (quota < 0)
         return 0;
     snprintf(rel, sizeof rel, "%s/cpu.cfs_period_us", dir);
-    rc = read_text(r, rel);
-    if (rc == -ENOENT || rc == -EACCES)
-        return 0;
-    if (rc < 0)
-        return fail_file(r, rel, rc, why);
-    s = trimmed(r, &len);
+    if ((rc = read_optional(r, rel, &s, &len, why)) <= 0)
+        return rc;
     if (pf__parse_int(s, len, 1, LONG_MAX, &period) < 0)
         return bad_quota(r, rel, "a number of microseconds", why);
     *cpus = (double)quota / (double)period;
