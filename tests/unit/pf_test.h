@@ -33,16 +33,25 @@ static inline const char *fixture(const char *name)
     return path;
 }
 
-/* Load a fixture (or a "synthetic:..." source) or fail the test with the reason. */
-static inline pf_topology *load_fixture(const char *name)
+/*
+ * A topology from a source as pf_topology_load() takes it (NULL: live), or a
+ * test failure naming the reason; a success leaves no message behind.
+ */
+static inline pf_topology *load_source(const char *source)
 {
     pf_topology *t = NULL;
     char *why = NULL;
-    const char *src = strncmp(name, "synthetic:", 10) == 0 ? name : fixture(name);
-    int rc = pf_topology_load(src, &t, &why);
+    int rc = pf_topology_load(source, &t, &why);
     if (rc < 0)
-        fail_msg("loading %s: %s", src, why ? why : pf_strerror(rc));
+        fail_msg("loading %s: %s", source ? source : "NULL", why ? why : pf_strerror(rc));
+    assert_null(why);
     return t;
+}
+
+/* Load a fixture (or a "synthetic:..." source) or fail the test with the reason. */
+static inline pf_topology *load_fixture(const char *name)
+{
+    return load_source(strncmp(name, "synthetic:", 10) == 0 ? name : fixture(name));
 }
 
 /*

@@ -28,21 +28,6 @@
  * it with an overlapping memcpy (harmless with glibc, but valgrind reports it).
  */
 
-/* A topology from a source, or a test failure naming the reason. */
-static pf_topology *load(const char *source)
-{
-    pf_topology *t = NULL;
-    char *why = NULL;
-    int rc = pf_topology_load(source, &t, &why);
-    if (rc < 0) {
-        print_error("loading %s: %s\n", source, why ? why : pf_strerror(rc));
-        free(why);
-        fail();
-    }
-    assert_null(why);
-    return t;
-}
-
 /* Loading must fail with `code` and a message holding `needle`; nothing is returned. */
 static void expect_failure(const char *source, int code, const char *needle)
 {
@@ -64,7 +49,7 @@ static void expect_failure(const char *source, int code, const char *needle)
 static void test_synthetic_dual_socket(void **state)
 {
     (void)state;
-    pf_topology *t = load("synthetic:" DUAL);
+    pf_topology *t = load_source("synthetic:" DUAL);
     size_t n;
     const pf_cpu_info *c = pf_topology_cpus(t, &n);
     assert_int_equal(n, 16);
@@ -100,7 +85,7 @@ static void test_synthetic_dual_socket(void **state)
 static void test_synthetic_nodes_per_package(void **state)
 {
     (void)state;
-    pf_topology *t = load("synthetic:pack:2 numa:2 core:2 pu:2");
+    pf_topology *t = load_source("synthetic:pack:2 numa:2 core:2 pu:2");
     size_t n, nn;
     const pf_cpu_info *c = pf_topology_cpus(t, &n);
     const int *nodes = pf_topology_nodes(t, &nn);
@@ -121,7 +106,8 @@ static void test_synthetic_far_siblings_and_caches(void **state)
 {
     (void)state;
     /* Siblings numbered apart, as on most Intel servers: core k holds CPUs k and k+4. */
-    pf_topology *t = load("synthetic:pack:1 numa:1 l3:1 l2:2 core:2 pu:2(indexes=0,4,1,5,2,6,3,7)");
+    pf_topology *t =
+        load_source("synthetic:pack:1 numa:1 l3:1 l2:2 core:2 pu:2(indexes=0,4,1,5,2,6,3,7)");
     size_t n;
     const pf_cpu_info *c = pf_topology_cpus(t, &n);
     assert_int_equal(n, 8);
@@ -134,7 +120,7 @@ static void test_synthetic_far_siblings_and_caches(void **state)
     pf_topology_free(t);
 
     /* A cache per package: the groups are named by their lowest CPU. */
-    t = load("synthetic:pack:2 numa:1 l3:1 core:2 pu:2");
+    t = load_source("synthetic:pack:2 numa:1 l3:1 core:2 pu:2");
     c = pf_topology_cpus(t, &n);
     assert_int_equal(n, 8);
     for (size_t i = 0; i < n; i++)
@@ -145,7 +131,7 @@ static void test_synthetic_far_siblings_and_caches(void **state)
 static void test_synthetic_without_cores(void **state)
 {
     (void)state;
-    pf_topology *t = load("synthetic:pack:1 numa:1 pu:4");
+    pf_topology *t = load_source("synthetic:pack:1 numa:1 pu:4");
     size_t n;
     const pf_cpu_info *c = pf_topology_cpus(t, &n);
     assert_int_equal(n, 4);
@@ -164,7 +150,7 @@ static void test_synthetic_quotes(void **state)
     const char *sources[] = {"synthetic:\"pack:2 numa:1 core:2 pu:1\"",
                              "synthetic:'pack:2 numa:1 core:2 pu:1'"};
     for (size_t i = 0; i < 2; i++) {
-        pf_topology *t = load(sources[i]);
+        pf_topology *t = load_source(sources[i]);
         size_t n;
         pf_topology_cpus(t, &n);
         assert_int_equal(n, 4);
@@ -393,8 +379,8 @@ static void test_xml_round_trip(void **state)
     char *path = export_to_file(desc, NO_KINDS);
     char source[256];
     snprintf(source, sizeof source, "synthetic:%s", desc);
-    pf_topology *from_xml = load(path);
-    pf_topology *from_synthetic = load(source);
+    pf_topology *from_xml = load_source(path);
+    pf_topology *from_synthetic = load_source(source);
     assert_string_equal(pf_topology_source(from_xml), path);
     assert_false(pf_topology_is_live(from_xml));
     size_t n;
@@ -411,7 +397,7 @@ static void test_xml_cpu_kinds(void **state)
 {
     (void)state;
     char *path = export_to_file("pack:1 numa:1 core:4 pu:2", RANKED_KINDS);
-    pf_topology *t = load(path);
+    pf_topology *t = load_source(path);
     size_t n;
     const pf_cpu_info *c = pf_topology_cpus(t, &n);
     assert_int_equal(n, 8);
@@ -429,7 +415,7 @@ static void test_xml_cpu_kinds(void **state)
     const char *saved = getenv("HWLOC_CPUKINDS_RANKING");
     assert_null(saved);
     setenv("HWLOC_CPUKINDS_RANKING", "none", 1);
-    t = load(path);
+    t = load_source(path);
     unsetenv("HWLOC_CPUKINDS_RANKING");
     c = pf_topology_cpus(t, &n);
     assert_int_equal(n, 8);
@@ -441,7 +427,7 @@ static void test_xml_cpu_kinds(void **state)
 
     /* Kinds without a ranking (and without frequencies) tell nothing: no E-cores. */
     path = export_to_file("pack:1 numa:1 core:4 pu:2", UNRANKED_KINDS);
-    t = load(path);
+    t = load_source(path);
     c = pf_topology_cpus(t, &n);
     assert_int_equal(n, 8);
     for (size_t i = 0; i < n; i++)
@@ -1036,7 +1022,7 @@ static bool in_affinity(int cpu)
 static void test_live(void **state)
 {
     (void)state;
-    pf_topology *t = load(NULL);
+    pf_topology *t = load_source(NULL);
     assert_true(pf_topology_is_live(t));
     assert_string_equal(pf_topology_source(t), "live");
     size_t n, allowed = 0;
@@ -1052,7 +1038,7 @@ static void test_live(void **state)
     assert_true(pf_topology_ncores(t) >= 1);
     pf_topology_free(t);
 
-    t = load("live");
+    t = load_source("live");
     assert_true(pf_topology_is_live(t));
     pf_topology_cpus(t, &allowed);
     assert_int_equal(allowed, n);

@@ -15,21 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A topology from a source, or a test failure naming the reason. */
-static pf_topology *load(const char *source)
-{
-    pf_topology *t = NULL;
-    char *why = NULL;
-    int rc = pf_topology_load(source, &t, &why);
-    if (rc < 0) {
-        print_error("loading %s: %s\n", source ? source : "NULL", why ? why : pf_strerror(rc));
-        free(why);
-        fail();
-    }
-    assert_null(why);
-    return t;
-}
-
 /* Loading must fail with `code` and a one-line message holding `needle`. */
 static void expect_failure(const char *source, int code, const char *needle)
 {
@@ -105,8 +90,8 @@ static const char *differ(const pf_topology *a, const pf_topology *b)
 static void test_live_matches_hwloc(void **state)
 {
     (void)state;
-    pf_topology *sysfs = load(NULL);
-    pf_topology *hwloc = load("hwloc");
+    pf_topology *sysfs = load_source(NULL);
+    pf_topology *hwloc = load_source("hwloc");
     assert_string_equal(pf_topology_source(sysfs), "live");
     assert_string_equal(pf_topology_source(hwloc), "hwloc");
     assert_true(pf_topology_is_live(sysfs));
@@ -155,7 +140,7 @@ static void test_live_narrowed_affinity(void **state)
 {
     (void)state;
     /* The lowest and the highest CPU this process may use, from the machine. */
-    pf_topology *t = load(NULL);
+    pf_topology *t = load_source(NULL);
     size_t n;
     const pf_cpu_info *c = pf_topology_cpus(t, &n);
     int lowest = -1, highest = -1;
@@ -259,7 +244,7 @@ static void assert_rows(const pf_topology *t, const row *want, size_t nwant)
 static pf_topology *load_tree(const char *name)
 {
     const char *source = fixture_tree(name);
-    pf_topology *t = load(source);
+    pf_topology *t = load_source(source);
     assert_string_equal(pf_topology_source(t), source);
     assert_false(pf_topology_is_live(t));
     return t;
@@ -415,7 +400,7 @@ static void test_cgroup_v2(void **state)
     pf_topology_free(t);
 
     /* The tree as a topology source: not this machine, no quota. */
-    t = load(fixture_tree("cgroup_v2"));
+    t = load_source(fixture_tree("cgroup_v2"));
     assert_true(pf_topology_cpu_quota(t) == 0);
     pf_topology_free(t);
 }
@@ -518,7 +503,7 @@ static pf_topology *load_root(const char *root)
 {
     char source[4200];
     snprintf(source, sizeof source, "sysfs:%s", root);
-    return load(source);
+    return load_source(source);
 }
 
 static void test_built_base(void **state)
