@@ -34,6 +34,8 @@ HWLOC_LIBS   := $(shell pkg-config --libs hwloc)
 # src/serve includes it.
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson)
 JANSSON_LIBS   := $(shell pkg-config --libs jansson)
+MHD_CFLAGS     := $(shell pkg-config --cflags libmicrohttpd libzip)
+MHD_LIBS       := $(shell pkg-config --libs libmicrohttpd libzip)
 
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
 # The tools see the public headers only: "built on the public API" is enforced.
@@ -41,7 +43,7 @@ TOOL_CPPFLAGS := -Iinclude -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -fPIC $(SANFLAGS) $(HWLOC_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
-LDLIBS   += $(HWLOC_LIBS) $(JANSSON_LIBS) -lpthread -lm
+LDLIBS   += $(HWLOC_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) -lpthread -lm
 # Only the runtime (src/runtime: pools, pinning, executors, streams) calls
 # OpenMP.  It is a library of its own, libpinfer-runtime, so that libpinfer
 # and the pinfer tool link no OpenMP runtime and run no constructor.
@@ -84,7 +86,7 @@ $(B)/obj/%.o: src/%.c $(PUB_H) $(SRC_H)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(RT_OBJ): CFLAGS += $(OPENMP)
-$(SERVE_OBJ): CFLAGS += $(JANSSON_CFLAGS)
+$(SERVE_OBJ): CFLAGS += $(JANSSON_CFLAGS) $(MHD_CFLAGS)
 
 $(B)/obj/tools/%.o: tools/%.c include/pinfer.h $(wildcard tools/*.h)
 	@mkdir -p $(@D)
@@ -137,12 +139,12 @@ golden: $(B)/pinfer
 
 # libFuzzer targets: clang, with ASan and UBSan, linked with the library's sources.
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -Iinclude -Isrc \
-               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS)
+               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS) $(MHD_CFLAGS)
 # The option parser is the tool's: fuzz_options links tools/options.c too.
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(PUB_H) $(SRC_H) tools/options.c tools/options.h
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -Itools -o $@ $< $(LIB_SRC) $(if $(filter fuzz_options,$*),tools/options.c) \
-	    $(HWLOC_LIBS) $(JANSSON_LIBS) -lpthread -lm
+	    $(HWLOC_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) -lpthread -lm
 
 fuzz: $(FUZZ_BIN)
 
@@ -153,11 +155,11 @@ fuzz: $(FUZZ_BIN)
 TSAN_TESTS  := test_executor test_streams
 TSAN_BIN    := $(TSAN_TESTS:%=build-tsan/%)
 TSAN_CFLAGS := -std=c11 -g -O1 -fsanitize=thread -fopenmp -Wall -Wextra -Werror -Iinclude -Isrc \
-               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS)
+               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS) $(MHD_CFLAGS)
 build-tsan/%: tests/unit/%.c $(LIB_SRC) $(RT_SRC) $(PUB_H) $(SRC_H) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	clang $(TSAN_CFLAGS) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< $(LIB_SRC) $(RT_SRC) $(HWLOC_LIBS) \
-	    $(JANSSON_LIBS) -lpthread -lm -lcmocka
+	    $(JANSSON_LIBS) $(MHD_LIBS) -lpthread -lm -lcmocka
 
 tsan: $(TSAN_BIN)
 	@tests/run_tsan.sh $(TSAN_BIN)

@@ -477,6 +477,7 @@ typedef struct pf_spawn_options {
     const int *nodes; /* memory bound to these nodes (MPOL_BIND); NULL: not bound */
     size_t nnodes;
     int stdio[3];     /* fds for 0, 1, 2, or PF_SPAWN_INHERIT / PF_SPAWN_DEVNULL */
+    int fd3;          /* an fd the child gets as its fd 3 (a socket to it, say); -1: none */
     bool new_group;   /* the child leads a new process group */
     int death_signal; /* sent to the child when the spawning thread dies; 0: none */
     pf_log_fn log;    /* binding warnings; NULL: pf_log_stderr */
@@ -841,6 +842,73 @@ int pf_serve_config_parse(const char *text, size_t len, const char *source, char
  */
 int pf_serve_config_load(const char *path, char *const *envp, pf_serve_config **out, char **why);
 void pf_serve_config_free(pf_serve_config *cfg);
+
+
+/* ------------------------------------------------------------------------ */
+/* Serving: the server                                                       */
+
+/*
+ * `pinfer serve`'s front end as a library (docs/serve.md): HTTP listeners
+ * for TorchServe's inference, management and metrics APIs and KServe's v1
+ * and v2 protocols, per-model queues with dynamic batching, and Python
+ * workers planned, bound and supervised with the launcher's machinery.  Like
+ * the supervisor it runs in the caller's thread without signal handlers:
+ * poll pf_server_fd() for reading with pf_server_timeout(), then call
+ * pf_server_step().
+ */
+typedef struct pf_server pf_server;
+
+typedef enum pf_serve_pinning {
+    PF_PINNING_PINNED = 0, /* each worker on its own cores and memory nodes */
+    PF_PINNING_THREADS,    /* nothing bound; each worker its share of the cores as threads */
+    PF_PINNING_NONE        /* nothing bound; each worker a thread per physical core */
+} pf_serve_pinning;
+
+typedef struct pf_server_options {
+    const pf_serve_config *config; /* addresses, store, models, limits; NULL: defaults */
+    pf_launch_request launch; /* the workers' plan and environment (program: the server's) */
+    pf_serve_pinning pinning;
+    int workers;          /* per model loaded at start; 0: the config's, else planned */
+    int batch_size;       /* 0: 1 (a model's `models` entry wins) */
+    int max_batch_delay;  /* ms; -1: 100 */
+    int response_timeout; /* s; 0: the config's default_response_timeout */
+    int job_queue_size;   /* 0: the config's */
+    const char *frontend_cpus; /* a CPU list for the front end; NULL: chosen (docs) */
+    const char *token;         /* the management API's bearer token; NULL: none */
+    const char *log_dir;       /* each worker's output in a file there; NULL: inherited */
+    int grace_ms;              /* to finish work in flight at shutdown; 0: 10000 */
+    pf_log_fn log;             /* NULL: pf_log_stderr */
+    void *log_ctx;
+} pf_server_options;
+
+void pf_server_options_init(pf_server_options *opts);
+
+/*
+ * Listen, find the models to load at start, plan and start their workers.
+ * Errors (nothing left running): -EINVAL with *why for a bad request (a
+ * model file missing or outside the store, more workers than cores when
+ * pinned, a bad CPU list), a listener that cannot bind, -ENOMEM.
+ */
+int pf_server_create(const pf_server_options *opts, pf_server **out, char **why);
+/* The port a listener bound (the one chosen for port 0). */
+int pf_server_port(const pf_server *srv, pf_serve_listener which);
+int pf_server_fd(const pf_server *srv);
+int pf_server_timeout(const pf_server *srv);
+void pf_server_step(pf_server *srv);
+/*
+ * 1 once every model loaded at start has a worker ready, 0 while they load,
+ * -EINVAL with *why when one of them cannot be loaded.
+ */
+int pf_server_startup(const pf_server *srv, char **why);
+/*
+ * Stop: stop accepting, finish what is queued and in flight within the
+ * grace period, stop the workers (SIGKILL after another grace period).
+ * now: kill the workers at once.
+ */
+void pf_server_shutdown(pf_server *srv, bool now);
+bool pf_server_finished(const pf_server *srv);
+/* Kill every worker left, close, remove the server's temporary files.  NULL: no-op. */
+void pf_server_free(pf_server *srv);
 
 #ifdef __cplusplus
 }

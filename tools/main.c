@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const tool_command_def *const COMMANDS[] = {&tool_cmd_run, &tool_cmd_plan, &tool_cmd_topo};
+static const tool_command_def *const COMMANDS[] = {&tool_cmd_run, &tool_cmd_plan, &tool_cmd_topo,
+                                                   &tool_cmd_serve};
 #define NCOMMANDS (sizeof COMMANDS / sizeof *COMMANDS)
 
 int tool_fail(bool json, int rc, char *why)

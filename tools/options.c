@@ -46,7 +46,23 @@ enum opt_id {
     O_LOG_PREFIX,
     O_FAIL_FAST,
     O_TOPOLOGY,
-    O_JSON
+    O_JSON,
+    O_MODEL_STORE,
+    O_MODELS,
+    O_TS_CONFIG,
+    O_INFERENCE_ADDR,
+    O_MANAGEMENT_ADDR,
+    O_METRICS_ADDR,
+    O_WORKERS,
+    O_BATCH_SIZE,
+    O_BATCH_DELAY,
+    O_RESPONSE_TIMEOUT,
+    O_QUEUE_SIZE,
+    O_PINNING,
+    O_PYTHON,
+    O_FRONTEND_CPUS,
+    O_TOKEN_FILE,
+    O_FOREGROUND
 };
 
 /* The longest grace period PINFER_GRACE_MS may ask for: an hour. */
@@ -56,11 +72,15 @@ enum opt_id {
 #define FOR_RUN (1u << CMD_RUN)
 #define FOR_PLAN (1u << CMD_PLAN)
 #define FOR_TOPO (1u << CMD_TOPO)
+#define FOR_SERVE (1u << CMD_SERVE)
 #define FOR_LAUNCH (FOR_RUN | FOR_PLAN)
+/* The launcher's options that also shape `pinfer serve`'s workers. */
+#define FOR_WORKERS (FOR_LAUNCH | FOR_SERVE)
 
 /* The help's headings, in the order they are printed. */
-enum group { G_INSTANCES, G_ENVIRONMENT, G_PROGRAM, G_OTHER, NGROUPS };
-static const char *const GROUP_NAMES[NGROUPS] = {"Instances", "Environment", "Program", "Other"};
+enum group { G_SERVE, G_INSTANCES, G_ENVIRONMENT, G_PROGRAM, G_OTHER, NGROUPS };
+static const char *const GROUP_NAMES[NGROUPS] = {"Serving", "Instances", "Environment", "Program",
+                                                 "Other"};
 
 /*
  * One row per option: its spellings (the first is canonical; '_' for '-'
@@ -77,54 +97,80 @@ typedef struct option_spec {
 } option_spec;
 
 static const option_spec OPTIONS[] = {
+    {{"--model-store"}, "DIR", O_MODEL_STORE, FOR_SERVE, G_SERVE, "the folder models are loaded from"},
+    {{"--models"},
+     "SPEC",
+     O_MODELS,
+     FOR_SERVE,
+     G_SERVE,
+     "models to load: NAME=FILE, FILE or all (repeatable)"},
+    {{"--ts-config"}, "FILE", O_TS_CONFIG, FOR_SERVE, G_SERVE, "a TorchServe config.properties"},
+    {{"--inference-address"}, "URL", O_INFERENCE_ADDR, FOR_SERVE, G_SERVE, "default http://127.0.0.1:8080"},
+    {{"--management-address"}, "URL", O_MANAGEMENT_ADDR, FOR_SERVE, G_SERVE, "default http://127.0.0.1:8081"},
+    {{"--metrics-address"}, "URL", O_METRICS_ADDR, FOR_SERVE, G_SERVE, "default http://127.0.0.1:8082"},
+    {{"--workers"}, "N", O_WORKERS, FOR_SERVE, G_SERVE, "workers per model (default: planned)"},
+    {{"--batch-size"}, "N", O_BATCH_SIZE, FOR_SERVE, G_SERVE, "requests per batch (default 1)"},
+    {{"--max-batch-delay"}, "MS", O_BATCH_DELAY, FOR_SERVE, G_SERVE, "wait for a batch to fill (default 100)"},
+    {{"--response-timeout"}, "S", O_RESPONSE_TIMEOUT, FOR_SERVE, G_SERVE, "answer 504 after S seconds (default 120)"},
+    {{"--job-queue-size"}, "N", O_QUEUE_SIZE, FOR_SERVE, G_SERVE, "queued requests per model before 503 (100)"},
+    {{"--pinning"}, "P", O_PINNING, FOR_SERVE, G_SERVE, "pinned|threads|none (default pinned)"},
+    {{"--python"}, "PATH", O_PYTHON, FOR_SERVE, G_SERVE, "the workers' interpreter"},
+    {{"--frontend-cpus"}, "LIST", O_FRONTEND_CPUS, FOR_SERVE, G_SERVE, "CPUs of the front end (default: chosen)"},
+    {{"--management-token-file"},
+     "FILE",
+     O_TOKEN_FILE,
+     FOR_SERVE,
+     G_SERVE,
+     "bearer token the management API requires"},
+    {{"--foreground"}, NULL, O_FOREGROUND, FOR_SERVE, G_SERVE, "TorchServe's flag: always so"},
     {{"--ninstances"}, "N", O_NINSTANCES, FOR_LAUNCH, G_INSTANCES, "number of instances"},
     {{"--ncores-per-instance", "--ncore-per-instance"},
      "N",
      O_NCORES,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_INSTANCES,
      "CPUs per instance (-1: split evenly)"},
-    {{"--node-id"}, "N", O_NODE_ID, FOR_LAUNCH, G_INSTANCES, "only the CPUs of this NUMA node"},
+    {{"--node-id"}, "N", O_NODE_ID, FOR_WORKERS, G_INSTANCES, "only the CPUs of this NUMA node"},
     {{"--socket-id"},
      "N",
      O_SOCKET_ID,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_INSTANCES,
      "only the CPUs of this socket (IPEX's option)"},
     {{"--nodes-list"},
      "L",
      O_NODES_LIST,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_INSTANCES,
      "only the CPUs of these NUMA nodes"},
     {{"--core-list", "--cores-list"},
      "L",
      O_CORE_LIST,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_INSTANCES,
      "exactly these CPUs (e.g. 0-3,8)"},
     {{"--use-logical-cores", "--use-logical-core"},
      NULL,
      O_LOGICAL,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_INSTANCES,
      "also use SMT siblings"},
     {{"--use-e-cores", "--use-e-core"},
      NULL,
      O_ECORES,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_INSTANCES,
      "also use efficiency cores"},
     {{"--bind-numa-node", "--skip-cross-node-cores"},
      NULL,
      O_BIND,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_INSTANCES,
      "no instance spans two NUMA nodes"},
     {{"--strategy"},
      "close|scatter",
      O_STRATEGY,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_INSTANCES,
      "which instances to keep (default close)"},
     {{"--latency-mode"}, NULL, O_LATENCY, FOR_LAUNCH, G_INSTANCES, "preset: 4 cores per instance"},
@@ -150,55 +196,55 @@ static const option_spec OPTIONS[] = {
     {{"--memory-allocator"},
      "A",
      O_ALLOCATOR,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_ENVIRONMENT,
      "auto|default|tcmalloc|jemalloc (default auto)"},
     {{"--enable-tcmalloc"},
      NULL,
      O_TCMALLOC,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_ENVIRONMENT,
      "= --memory-allocator tcmalloc"},
     {{"--enable-jemalloc"},
      NULL,
      O_JEMALLOC,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_ENVIRONMENT,
      "= --memory-allocator jemalloc"},
     {{"--use-default-allocator"},
      NULL,
      O_DEFAULT_ALLOC,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_ENVIRONMENT,
      "= --memory-allocator default"},
     {{"--omp-runtime"},
      "R",
      O_OMP_RUNTIME,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_ENVIRONMENT,
      "auto|default|intel (default auto)"},
     {{"--disable-iomp"},
      NULL,
      O_DISABLE_IOMP,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_ENVIRONMENT,
      "= --omp-runtime default"},
     {{"--disable-numactl"},
      NULL,
      O_DISABLE_NUMACTL,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_ENVIRONMENT,
      "do not bind memory"},
     {{"--disable-taskset"},
      NULL,
      O_DISABLE_TASKSET,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_ENVIRONMENT,
      "with --disable-numactl: do not bind CPUs"},
     {{"--multi-task-manager"},
      "M",
      O_TASK_MANAGER,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_ENVIRONMENT,
      "auto|none|numactl|taskset (ipexrun's)"},
     {{"--module", "-m"}, NULL, O_MODULE, FOR_LAUNCH, G_PROGRAM, "run PROGRAM as a Python module"},
@@ -211,7 +257,7 @@ static const option_spec OPTIONS[] = {
     {{"--log-path", "--log-dir"},
      "DIR",
      O_LOG_DIR,
-     FOR_LAUNCH,
+     FOR_WORKERS,
      G_PROGRAM,
      "log files in DIR (created)"},
     {{"--log-file-prefix"},
@@ -229,7 +275,7 @@ static const option_spec OPTIONS[] = {
     {{"--topology"},
      "SRC",
      O_TOPOLOGY,
-     FOR_LAUNCH | FOR_TOPO,
+     FOR_LAUNCH | FOR_TOPO | FOR_SERVE,
      G_OTHER,
      "an lscpu/hwloc XML file or synthetic:\"...\""},
     {{"--json"}, NULL, O_JSON, FOR_PLAN | FOR_TOPO, G_OTHER, "machine-readable output"},
@@ -237,7 +283,7 @@ static const option_spec OPTIONS[] = {
 
 #define NOPTIONS (sizeof OPTIONS / sizeof *OPTIONS)
 
-static const char *const COMMAND_NAMES[] = {"run", "plan", "topo"};
+static const char *const COMMAND_NAMES[] = {"run", "plan", "topo", "serve"};
 
 void tool_options_help(tool_command command, FILE *out)
 {
@@ -321,6 +367,52 @@ static const option_spec *find_option(const char *arg, size_t len)
     return NULL;
 }
 
+/* A number for a serve option, within [lo, hi]. */
+static int parse_range(const char *name, const char *text, int lo, int hi, int *out, char **why)
+{
+    int v;
+    if (parse_int(name, text, &v, why) < 0 || v < lo || v > hi) {
+        free(*why);
+        return usage_error(why, "%s: '%s' is not a whole number from %d to %d", name, text, lo,
+                           hi);
+    }
+    *out = v;
+    return 0;
+}
+
+static int apply_serve(tool_serve_options *s, const option_spec *spec, const char *name,
+                       const char *value, char **why)
+{
+    static const char *const pinnings[] = {"pinned", "threads", "none", NULL};
+    int v = 0, rc = 0;
+    switch (spec->id) {
+    case O_MODEL_STORE: s->model_store = value; return 0;
+    case O_MODELS:
+        if (s->nmodels == TOOL_MAX_MODEL_ARGS)
+            return usage_error(why, "%s: more than %d given", name, TOOL_MAX_MODEL_ARGS);
+        s->models[s->nmodels++] = value;
+        return 0;
+    case O_TS_CONFIG: s->ts_config = value; return 0;
+    case O_INFERENCE_ADDR: s->addresses[0] = value; return 0;
+    case O_MANAGEMENT_ADDR: s->addresses[1] = value; return 0;
+    case O_METRICS_ADDR: s->addresses[2] = value; return 0;
+    case O_WORKERS: return parse_range(name, value, 1, 4096, &s->workers, why);
+    case O_BATCH_SIZE: return parse_range(name, value, 1, 1 << 20, &s->batch_size, why);
+    case O_BATCH_DELAY: return parse_range(name, value, 0, 3600000, &s->max_batch_delay, why);
+    case O_RESPONSE_TIMEOUT: return parse_range(name, value, 1, 1 << 24, &s->response_timeout, why);
+    case O_QUEUE_SIZE: return parse_range(name, value, 1, 1 << 24, &s->job_queue_size, why);
+    case O_PINNING:
+        rc = parse_choice(name, value, pinnings, &v, why);
+        s->pinning = (pf_serve_pinning)v;
+        return rc;
+    case O_PYTHON: s->python = value; return 0;
+    case O_FRONTEND_CPUS: s->frontend_cpus = value; return 0;
+    case O_TOKEN_FILE: s->token_file = value; return 0;
+    case O_FOREGROUND: return 0;
+    default: return usage_error(why, "internal error: unhandled option %s", name);
+    }
+}
+
 typedef struct choices_seen {
     int allocator_flags; /* how many of --enable-*, --use-default-allocator */
     int task_manager;    /* -1 not given */
@@ -400,6 +492,7 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
         return 0;
     case O_JSON: o->json = true; return 0;
     case O_FAIL_FAST: o->fail_fast = true; return 0;
+    default: return apply_serve(&o->serve, spec, name, value, why);
     }
     return usage_error(why, "internal error: unhandled option %s", name);
 }
@@ -464,6 +557,9 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
     o->command = command;
     pf_plan_options_init(&o->plan);
     o->log_prefix = "run";
+    o->serve.max_batch_delay = -1;
+    o->argv = argv;
+    o->argc = argc;
     const char *env_topology = getenv("PINFER_TOPOLOGY");
     o->topology = env_topology && *env_topology ? env_topology : NULL;
     choices_seen seen = {.task_manager = -1};
@@ -525,6 +621,18 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
     }
     if (command == CMD_TOPO && o->program)
         return usage_error(why, "topo: unexpected argument '%s'", o->program[0]);
+    if (command == CMD_SERVE && o->program) {
+        /* TorchServe's `--models a=a.mar b=b.mar`: the words after --models are models too. */
+        if (o->serve.nmodels == 0)
+            return usage_error(why, "serve: unexpected argument '%s'", o->program[0]);
+        for (int k = 0; k < o->nprogram; k++) {
+            if (o->serve.nmodels == TOOL_MAX_MODEL_ARGS)
+                return usage_error(why, "--models: more than %d given", TOOL_MAX_MODEL_ARGS);
+            o->serve.models[o->serve.nmodels++] = o->program[k];
+        }
+        o->program = NULL;
+        o->nprogram = 0;
+    }
     if (command == CMD_RUN && !o->program)
         return usage_error(why, "run: no PROGRAM to launch");
     const char *count = "a non-negative integer";
@@ -533,10 +641,59 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
         rc = env_int("LOCAL_RANK", 0, 1L << 30, count, &o->plan.local_rank, why);
     if (rc == 0)
         rc = env_quota(&o->plan.cpu_quota, why);
-    if (rc == 0 && command == CMD_RUN)
+    if (rc == 0 && (command == CMD_RUN || command == CMD_SERVE))
         rc = env_int("PINFER_GRACE_MS", 1, GRACE_MS_MAX,
                      "a number of milliseconds from 1 to 3600000", &o->grace_ms, why);
     return rc;
+}
+
+int tool_filter_launcher_args(char *const *argv, char ***kept, char ***notes, char **why)
+{
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    *kept = calloc(n + 1, sizeof **kept);
+    *notes = calloc(n + 1, sizeof **notes);
+    if (!*kept || !*notes) {
+        free(*kept);
+        free(*notes);
+        *kept = *notes = NULL;
+        return -ENOMEM;
+    }
+    size_t nkept = 0, nnotes = 0;
+    for (size_t i = 0; argv[i]; i++) {
+        const char *arg = argv[i];
+        const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const option_spec *spec = arg[0] == '-' ? find_option(arg, name_len) : NULL;
+        int rc = 0;
+        if (!spec || !(spec->commands & FOR_LAUNCH))
+            rc = usage_error(why, "cpu_launcher_args: '%s' is not an option of pinfer run", arg);
+        else if (spec->value && !eq && !argv[i + 1])
+            rc = usage_error(why, "cpu_launcher_args: %s needs a value", spec->names[0]);
+        if (rc < 0) {
+            free(*kept);
+            for (size_t k = 0; k < nnotes; k++)
+                free((*notes)[k]);
+            free(*notes);
+            *kept = *notes = NULL;
+            return rc;
+        }
+        bool takes = spec->value && !eq;
+        if (spec->commands & FOR_SERVE) {
+            (*kept)[nkept++] = (char *)arg;
+            if (takes)
+                (*kept)[nkept++] = argv[i + 1];
+        } else {
+            usage_error(&(*notes)[nnotes++],
+                        "cpu_launcher_args: %s is decided by pinfer serve (one instance per "
+                        "worker): ignored",
+                        spec->names[0]);
+        }
+        if (takes)
+            i++;
+    }
+    return 0;
 }
 
 void tool_launch_request(const tool_options *o, pf_launch_request *r)

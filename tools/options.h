@@ -12,7 +12,24 @@
 
 #include <stdio.h>
 
-typedef enum tool_command { CMD_RUN, CMD_PLAN, CMD_TOPO } tool_command;
+typedef enum tool_command { CMD_RUN, CMD_PLAN, CMD_TOPO, CMD_SERVE } tool_command;
+
+#define TOOL_MAX_MODEL_ARGS 64
+
+/* What `pinfer serve` takes beyond the launcher's options; NULL / 0: not given. */
+typedef struct tool_serve_options {
+    const char *model_store;
+    const char *models[TOOL_MAX_MODEL_ARGS]; /* --models values, and the words after them */
+    int nmodels;
+    const char *ts_config;
+    const char *addresses[3]; /* inference, management, metrics */
+    int workers, batch_size, response_timeout, job_queue_size;
+    int max_batch_delay; /* -1: not given */
+    pf_serve_pinning pinning;
+    const char *python;
+    const char *frontend_cpus;
+    const char *token_file;
+} tool_serve_options;
 
 typedef struct tool_options {
     tool_command command;
@@ -34,6 +51,9 @@ typedef struct tool_options {
     int nnotes;
     char **program; /* PROGRAM and its arguments (NULL-terminated), or NULL */
     int nprogram;
+    tool_serve_options serve;
+    char **argv; /* the command line parsed (argv[0]: the command's name) */
+    int argc;
 } tool_options;
 
 /*
@@ -48,6 +68,15 @@ void tool_options_help(tool_command command, FILE *out);
 
 /* The launch request the options make (run and plan). */
 void tool_launch_request(const tool_options *opts, pf_launch_request *req);
+
+/*
+ * The words of cpu_launcher_args (config.properties) that pinfer serve
+ * applies, in order, in *kept (NULL-terminated; the strings are argv's);
+ * the options it decides itself (--ninstances, --rank ...) are left out,
+ * each named in a note (malloc'd, NULL-terminated *notes).  -EINVAL with
+ * *why for a word that is not an option of pinfer run.
+ */
+int tool_filter_launcher_args(char *const *argv, char ***kept, char ***notes, char **why);
 
 /* Does the command line ask for --json (before PROGRAM)?  For reporting its own errors. */
 bool tool_options_want_json(int argc, char **argv);

@@ -25,6 +25,7 @@ typedef struct tool_command_def {
 extern const tool_command_def tool_cmd_run;
 extern const tool_command_def tool_cmd_plan;
 extern const tool_command_def tool_cmd_topo;
+extern const tool_command_def tool_cmd_serve;
 
 /*
  * Report a failure as "pinfer: error: <why>" (and {"error": ...} on stdout

@@ -190,3 +190,9 @@ int pf__json_finish(pf__json *w, char **out)
     pf__buf_puts(&w->out, "\n");
     return pf__buf_take(&w->out, out);
 }
+
+void pf__json_raw(pf__json *w, const char *json)
+{
+    separate(w);
+    pf__buf_puts(&w->out, json);
+}

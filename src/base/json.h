@@ -35,6 +35,8 @@ void pf__json_int(pf__json *w, long long v);
 void pf__json_double(pf__json *w, double v); /* shortest exact text, 4.0, 2.5; not finite: null */
 void pf__json_bool(pf__json *w, bool v);
 void pf__json_null(pf__json *w);
+/* A value already written as JSON (a document of the caller's), put in as it is. */
+void pf__json_raw(pf__json *w, const char *json);
 void pf__json_int_array(pf__json *w, const int *v, size_t n);
 void pf__json_string_array(pf__json *w, char *const *v, size_t n);
 /* A key and its value in one call. */

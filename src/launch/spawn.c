@@ -46,7 +46,7 @@ typedef struct prepared {
     char *const *envp;
     char **sh_argv; /* "sh" FILE ARGS... for a file without #! */
     pf__binding binding;
-    int stdio[3]; /* resolved fds, -1: inherit */
+    int stdio[4]; /* resolved fds for 0..3, -1: inherit (3: none) */
     int null_fd;
     pid_t parent;
 } prepared;
@@ -86,6 +86,7 @@ static int prepare(const pf_spawn_options *o, prepared *p)
             p->stdio[k] = p->null_fd;
         }
     }
+    p->stdio[3] = o->fd3 >= 0 ? o->fd3 : -1;
     if (rc < 0)
         prepared_free(p);
     return rc;
@@ -100,21 +101,27 @@ static void tell(int fd, int stage, int err)
 }
 
 /*
- * Stdio: dup2 onto 0, 1, 2.  A source fd that is itself 0..2 could be
- * overwritten by an earlier dup2: first move every source above 2.
+ * Stdio and fd 3: dup2 onto 0..3.  A source fd that is itself 0..3 could
+ * be overwritten by an earlier dup2, and so could the report pipe: first
+ * move them above 3.
  */
-static int child_stdio(const prepared *p)
+static int child_stdio(const prepared *p, int *report_fd)
 {
-    int src[3];
-    for (int k = 0; k < 3; k++) {
+    if (p->stdio[3] >= 0 && *report_fd <= 3) {
+        *report_fd = fcntl(*report_fd, F_DUPFD_CLOEXEC, 4);
+        if (*report_fd < 0)
+            return -errno;
+    }
+    int src[4];
+    for (int k = 0; k < 4; k++) {
         src[k] = p->stdio[k];
-        if (src[k] >= 0 && src[k] <= 2 && src[k] != k) {
-            src[k] = fcntl(src[k], F_DUPFD_CLOEXEC, 3);
+        if (src[k] >= 0 && src[k] <= 3 && src[k] != k) {
+            src[k] = fcntl(src[k], F_DUPFD_CLOEXEC, 4);
             if (src[k] < 0)
                 return -errno;
         }
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         if (src[k] == k) {
             int flags = fcntl(k, F_GETFD);
             if (flags >= 0)
@@ -148,7 +155,7 @@ static void child(const prepared *p, int report_fd)
     if (o->new_group && setpgid(0, 0) != 0)
         rc = -errno;
     if (rc == 0)
-        rc = child_stdio(p);
+        rc = child_stdio(p, &report_fd);
     if (rc < 0) {
         tell(report_fd, STAGE_SETUP, -rc);
         _exit(127);
@@ -204,6 +211,7 @@ void pf_spawn_options_init(pf_spawn_options *o)
 {
     memset(o, 0, sizeof *o);
     o->stdio[0] = o->stdio[1] = o->stdio[2] = PF_SPAWN_INHERIT;
+    o->fd3 = -1;
 }
 
 static bool options_valid(const pf_spawn_options *o)

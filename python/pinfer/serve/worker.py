@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 from . import protocol
 from .protocol import ProtocolError
@@ -166,7 +167,10 @@ def serve(channel, config):
             kind, obj, data = frame
             if kind == protocol.BATCH:
                 batch, requests = parse_batch(obj, data)
-                reply, body = result_frame(batch, run_batch(service, batch, requests))
+                started = time.perf_counter_ns()
+                responses = run_batch(service, batch, requests)
+                reply, body = result_frame(batch, responses)
+                reply["elapsed_us"] = (time.perf_counter_ns() - started) // 1000
                 channel.write(protocol.RESULT, reply, body)
             elif kind == protocol.PIN:
                 channel.write(protocol.PINNED, handle_pin(pinner, obj))
