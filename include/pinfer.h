@@ -843,7 +843,6 @@ int pf_serve_config_parse(const char *text, size_t len, const char *source, char
 int pf_serve_config_load(const char *path, char *const *envp, pf_serve_config **out, char **why);
 void pf_serve_config_free(pf_serve_config *cfg);
 
-
 /* ------------------------------------------------------------------------ */
 /* Serving: the server                                                       */
 
@@ -866,13 +865,13 @@ typedef enum pf_serve_pinning {
 
 typedef struct pf_server_options {
     const pf_serve_config *config; /* addresses, store, models, limits; NULL: defaults */
-    pf_launch_request launch; /* the workers' plan and environment (program: the server's) */
+    pf_launch_request launch;      /* the workers' plan and environment (program: the server's) */
     pf_serve_pinning pinning;
-    int workers;          /* per model loaded at start; 0: the config's, else planned */
-    int batch_size;       /* 0: 1 (a model's `models` entry wins) */
-    int max_batch_delay;  /* ms; -1: 100 */
-    int response_timeout; /* s; 0: the config's default_response_timeout */
-    int job_queue_size;   /* 0: the config's */
+    int workers;               /* per model loaded at start; 0: the config's, else planned */
+    int batch_size;            /* 0: 1 (a model's `models` entry wins) */
+    int max_batch_delay;       /* ms; -1: 100 */
+    int response_timeout;      /* s; 0: the config's default_response_timeout */
+    int job_queue_size;        /* 0: the config's */
     const char *frontend_cpus; /* a CPU list for the front end; NULL: chosen (docs) */
     const char *token;         /* the management API's bearer token; NULL: none */
     const char *log_dir;       /* each worker's output in a file there; NULL: inherited */

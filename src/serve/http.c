@@ -35,10 +35,10 @@ struct pf__http_request {
     char *path;
     uint8_t *body; /* NUL-terminated past its length */
     size_t body_len, body_cap;
-    size_t declared; /* Content-Length, when given */
-    bool too_large;  /* answer 413 once the body is over */
-    bool called;     /* the handler has been called */
-    bool deferred;   /* suspended, waiting for pf__http_respond */
+    size_t declared;               /* Content-Length, when given */
+    bool too_large;                /* answer 413 once the body is over */
+    bool called;                   /* the handler has been called */
+    bool deferred;                 /* suspended, waiting for pf__http_respond */
     struct MHD_Response *response; /* an answer made while deferred */
     int status;
     void *data;
@@ -65,8 +65,7 @@ static struct MHD_Response *make_response(int status, const char *content_type,
 }
 
 int pf__http_respond(pf__http_request *req, int status, const char *content_type,
-                     const pf__http_header_field *headers, size_t nheaders, void *body,
-                     size_t len)
+                     const pf__http_header_field *headers, size_t nheaders, void *body, size_t len)
 {
     struct MHD_Response *r = make_response(status, content_type, headers, nheaders, body, len);
     if (req->deferred) {
@@ -222,8 +221,7 @@ static const char TOO_LARGE[] = "{\"code\": 413, \"type\": \"RequestTooLarge\", 
 
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                       const char *method, const char *version,
-                                      const char *upload_data, size_t *upload_size,
-                                      void **con_cls)
+                                      const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)version;
     pf__http_listener *l = cls;
@@ -241,8 +239,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
             return MHD_NO;
         }
         *con_cls = req;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
             errno = 0;
@@ -341,9 +339,8 @@ static int open_socket(const pf_serve_address *addr, int *fd, int *port, char **
             struct sockaddr_storage ss;
             socklen_t sl = sizeof ss;
             getsockname(s, (struct sockaddr *)&ss, &sl);
-            *port = ntohs(ss.ss_family == AF_INET6
-                              ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                              : ((struct sockaddr_in *)&ss)->sin_port);
+            *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
             *fd = s;
             freeaddrinfo(res);
             return 0;
@@ -352,8 +349,7 @@ static int open_socket(const pf_serve_address *addr, int *fd, int *port, char **
         close(s);
     }
     freeaddrinfo(res);
-    return pf__fail(why, -err, "cannot listen on %s:%d: %s", addr->host, addr->port,
-                    strerror(err));
+    return pf__fail(why, -err, "cannot listen on %s:%d: %s", addr->host, addr->port, strerror(err));
 }
 
 int pf__http_listen(const pf_serve_address *addr, const pf__http_options *opts,
@@ -375,12 +371,12 @@ int pf__http_listen(const pf_serve_address *addr, const pf__http_options *opts,
         free(l);
         return rc;
     }
-    l->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
-        access_handler, l, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-        opts->max_conns ? opts->max_conns : 1024u, MHD_OPTION_CONNECTION_TIMEOUT,
-        opts->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, l,
-        MHD_OPTION_NOTIFY_CONNECTION, connection_event, l, MHD_OPTION_END);
+    l->daemon =
+        MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, access_handler, l,
+                         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+                         opts->max_conns ? opts->max_conns : 1024u, MHD_OPTION_CONNECTION_TIMEOUT,
+                         opts->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, l,
+                         MHD_OPTION_NOTIFY_CONNECTION, connection_event, l, MHD_OPTION_END);
     if (!l->daemon) {
         close(fd);
         free(l);

@@ -24,9 +24,9 @@ typedef struct pf__http_request pf__http_request;
 typedef void (*pf__http_handler)(void *ctx, pf__http_request *req);
 
 typedef struct pf__http_options {
-    size_t max_body;        /* larger bodies: 413 */
-    unsigned max_conns;     /* connections at once (beyond: refused) */
-    unsigned idle_timeout;  /* seconds an idle keep-alive connection stays open */
+    size_t max_body;       /* larger bodies: 413 */
+    unsigned max_conns;    /* connections at once (beyond: refused) */
+    unsigned idle_timeout; /* seconds an idle keep-alive connection stays open */
     pf__http_handler handler;
     void *ctx;
 } pf__http_options;
@@ -80,8 +80,7 @@ typedef struct pf__http_header_field {
  * request is answered once.  0, or -ENOMEM (the connection is then closed).
  */
 int pf__http_respond(pf__http_request *req, int status, const char *content_type,
-                     const pf__http_header_field *headers, size_t nheaders, void *body,
-                     size_t len);
+                     const pf__http_header_field *headers, size_t nheaders, void *body, size_t len);
 /* The same with a copy of a NUL-terminated text. */
 int pf__http_respond_text(pf__http_request *req, int status, const char *content_type,
                           const char *text);

@@ -117,8 +117,8 @@ static int multipart_parts(pf__http_request *req, pf__job *job, const char *type
         pf__job_part *jp = &job->parts[job->nparts++];
         jp->offset = (size_t)(p->body - body);
         jp->length = p->body_len;
-        jp->content_type = p->content_type ? strndup(p->content_type, p->content_type_len)
-                                           : strdup("text/plain");
+        jp->content_type =
+            p->content_type ? strndup(p->content_type, p->content_type_len) : strdup("text/plain");
         jp->name = strndup(p->name, p->name_len);
     }
     free(parts);
@@ -316,8 +316,7 @@ static void route_v2(pf_server *srv, pf__http_request *req, const segments *s)
             return;
         }
     }
-    pf__reply_error(req, 404, "no such endpoint: %s %s", pf__http_method(req),
-                    pf__http_path(req));
+    pf__reply_error(req, 404, "no such endpoint: %s %s", pf__http_method(req), pf__http_path(req));
 }
 
 /* /v1/models[/NAME[:predict]]. */
@@ -355,13 +354,11 @@ static void route_v1(pf_server *srv, pf__http_request *req, const segments *s)
             if (!m)
                 pf__reply_error(req, 404, "Model not found: %s", name);
             else
-                reply_members(req, 200, "name", m->name, "ready",
-                              pf__model_ready_workers(m) > 0);
+                reply_members(req, 200, "name", m->name, "ready", pf__model_ready_workers(m) > 0);
             return;
         }
     }
-    pf__reply_error(req, 404, "no such endpoint: %s %s", pf__http_method(req),
-                    pf__http_path(req));
+    pf__reply_error(req, 404, "no such endpoint: %s %s", pf__http_method(req), pf__http_path(req));
 }
 
 void pf__inference_handle(void *ctx, pf__http_request *req)

@@ -332,8 +332,7 @@ static void register_model(pf_server *srv, pf__http_request *req)
     if (rc < 0) {
         pf__model_free(m);
         int status = rc == -ENOENT ? 404 : rc == -EEXIST ? 409 : rc == -ENOSPC ? 507 : 400;
-        pf__reply_ts_error(req, rc == -ENOMEM ? 500 : status, "%s",
-                           why ? why : "out of memory");
+        pf__reply_ts_error(req, rc == -ENOMEM ? 500 : status, "%s", why ? why : "out of memory");
         free(why);
         return;
     }
@@ -344,8 +343,9 @@ static void register_model(pf_server *srv, pf__http_request *req)
         pf__server_schedule(srv);
         return;
     }
-    reply_status(req, sync ? 200 : 202, "Model \"%s\" Version: %s registered with %ld initial "
-                                        "workers%s",
+    reply_status(req, sync ? 200 : 202,
+                 "Model \"%s\" Version: %s registered with %ld initial "
+                 "workers%s",
                  m->name, m->version, workers, sync || !workers ? "" : " (starting)");
 }
 
@@ -370,8 +370,9 @@ static void scale_model(pf_server *srv, pf__http_request *req, pf__model *m)
         wait_for(srv, req, m, (size_t)n, false);
         return;
     }
-    reply_status(req, sync ? 200 : 202, sync ? "Workers scaled to %ld for model: %s"
-                                             : "Processing worker updates: %ld for model %s",
+    reply_status(req, sync ? 200 : 202,
+                 sync ? "Workers scaled to %ld for model: %s"
+                      : "Processing worker updates: %ld for model %s",
                  n, m->name);
 }
 
@@ -398,8 +399,9 @@ static bool authorized(pf_server *srv, pf__http_request *req)
     if (!srv->token) {
         if (pf__http_client_loopback(req))
             return true;
-        pf__reply_ts_error(req, 403, "the management API answers loopback clients only, unless "
-                                     "the server has a token (--management-token-file)");
+        pf__reply_ts_error(req, 403,
+                           "the management API answers loopback clients only, unless "
+                           "the server has a token (--management-token-file)");
         return false;
     }
     const char *auth = pf__http_header(req, "Authorization");

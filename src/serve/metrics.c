@@ -126,16 +126,16 @@ void pf__metrics_handle(void *ctx, pf__http_request *req)
         }
         pf__buf_puts(&b, "pinfer_batch_size_sum{");
         model_labels(&b, m);
-        pf__buf_printf(&b, "} %llu\npinfer_batch_size_count{", (unsigned long long)m->batch_requests);
+        pf__buf_printf(&b, "} %llu\npinfer_batch_size_count{",
+                       (unsigned long long)m->batch_requests);
         model_labels(&b, m);
         pf__buf_printf(&b, "} %llu\n", (unsigned long long)m->batch_count);
     }
     per_worker(&b, srv, "pinfer_worker_cpus", "gauge",
-               "CPUs the worker is bound to (label cpus: which; 0: not bound).", true,
-               worker_cpus);
+               "CPUs the worker is bound to (label cpus: which; 0: not bound).", true, worker_cpus);
     per_worker(&b, srv, "pinfer_worker_migrations_total", "counter",
-               "Moves of the worker's threads between CPUs (se.nr_migrations, all threads).",
-               false, pf__worker_migrations);
+               "Moves of the worker's threads between CPUs (se.nr_migrations, all threads).", false,
+               pf__worker_migrations);
     per_worker(&b, srv, "pinfer_worker_restarts_total", "counter",
                "Times the worker was restarted.", false, worker_restarts);
     per_worker(&b, srv, "pinfer_worker_memory_kilobytes", "gauge",

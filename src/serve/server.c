@@ -219,8 +219,7 @@ static char *parts_as_list(const pf__job *job)
                 memcpy(text, p->body, p->body_len);
                 text[p->body_len] = '\0';
             }
-            bool utf8 = text && pf__utf8_valid(text, p->body_len) &&
-                        strlen(text) == p->body_len;
+            bool utf8 = text && pf__utf8_valid(text, p->body_len) && strlen(text) == p->body_len;
             pf__json_string(&w, utf8 ? text : "<binary output>");
             free(text);
             char *s = NULL;
@@ -494,16 +493,17 @@ void pf__server_check_waiters(pf_server *srv)
         pf__model *m = wt->model;
         bool done = false;
         if (!m) {
-            pf__reply_ts_error(wt->http, 500, "the model was unregistered while its workers "
-                                              "started");
+            pf__reply_ts_error(wt->http, 500,
+                               "the model was unregistered while its workers "
+                               "started");
             done = true;
         } else if (pf__model_ready_workers(m) >= wt->target) {
-            char *msg = wt->registering
-                            ? pf__strdupf("Model \"%s\" Version: %s registered with %zu initial "
-                                          "workers",
-                                          m->name, m->version, wt->target)
-                            : pf__strdupf("Workers scaled to %zu for model: %s", wt->target,
-                                          m->name);
+            char *msg =
+                wt->registering
+                    ? pf__strdupf("Model \"%s\" Version: %s registered with %zu initial "
+                                  "workers",
+                                  m->name, m->version, wt->target)
+                    : pf__strdupf("Workers scaled to %zu for model: %s", wt->target, m->name);
             pf__json w;
             pf__json_init(&w);
             pf__json_begin_object(&w);

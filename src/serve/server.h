@@ -80,10 +80,10 @@ struct pf__worker {
     uint64_t batch_id;
     uint64_t batch_deadline_us;
     bool timed_out; /* killed for its batch's timeout */
-    int slot;     /* its instance in the server's launch spec */
-    pf__ivec cpus; /* where it runs now (pinned) */
+    int slot;       /* its instance in the server's launch spec */
+    pf__ivec cpus;  /* where it runs now (pinned) */
     pf__ivec nodes;
-    uint64_t pin_seq;   /* a PIN awaiting PINNED; 0: none */
+    uint64_t pin_seq; /* a PIN awaiting PINNED; 0: none */
     int threads;
     uint64_t started_us;
     uint64_t start_wall_ms;
@@ -99,25 +99,25 @@ typedef struct pf__waiter {
     struct pf__waiter *next;
     pf__http_request *http;
     pf__model *model;
-    size_t target;   /* ready workers awaited */
+    size_t target; /* ready workers awaited */
     bool registering;
 } pf__waiter;
 
 struct pf__model {
     char *name;
     char *version;
-    char *file;     /* in the store, as given */
-    char *path;     /* absolute */
-    char *url;      /* what describe calls modelUrl */
-    bool startup;   /* loaded at start */
-    bool removing;  /* unregistered: finishing its queue */
+    char *file;    /* in the store, as given */
+    char *path;    /* absolute */
+    char *url;     /* what describe calls modelUrl */
+    bool startup;  /* loaded at start */
+    bool removing; /* unregistered: finishing its queue */
     int batch_size;
-    int max_batch_delay; /* ms */
+    int max_batch_delay;  /* ms */
     int response_timeout; /* s */
     int queue_size;
     int max_workers;
-    size_t target; /* workers wanted */
-    pf__ivec share; /* pinned: the CPUs its workers are planned on */
+    size_t target;        /* workers wanted */
+    pf__ivec share;       /* pinned: the CPUs its workers are planned on */
     pf_launch_spec *spec; /* pinned: the plan of its workers */
     pf__worker **workers;
     size_t nworkers;
@@ -136,10 +136,10 @@ struct pf__model {
 
 /* The server. */
 struct pf_server {
-    pf_server_options opts; /* copied; strings owned below */
+    pf_server_options opts;      /* copied; strings owned below */
     pf_serve_config *own_config; /* the defaults, when no config was given */
     pf_topology *own_topo;
-    char *store;            /* the model store, absolute and resolved; NULL: none */
+    char *store; /* the model store, absolute and resolved; NULL: none */
     int epfd;
     pf__http_listener *http[3];
     pf__model **models;
@@ -156,7 +156,7 @@ struct pf_server {
     uint64_t drain_deadline_us, kill_deadline_us;
     bool killed;
     pf__waiter *waiters;
-    pf__ivec allowed; /* the CPUs the process could use at start */
+    pf__ivec allowed;    /* the CPUs the process could use at start */
     bool frontend_moved; /* the front end's affinity was narrowed: workers get `allowed` */
     char *token;         /* the management API's bearer token, or NULL */
     uint64_t started_us;

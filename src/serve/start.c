@@ -39,9 +39,9 @@ int pf__model_settings(pf_server *srv, pf__model *m, int workers)
     const pf_serve_model_config *c = model_config(cfg, m->name, m->version);
     const pf_server_options *o = &srv->opts;
     m->batch_size = c && c->batch_size > 0 ? c->batch_size : o->batch_size > 0 ? o->batch_size : 1;
-    m->max_batch_delay = c ? c->max_batch_delay
-                           : o->max_batch_delay >= 0 ? o->max_batch_delay
-                                                     : DEFAULT_BATCH_DELAY_MS;
+    m->max_batch_delay = c                         ? c->max_batch_delay
+                         : o->max_batch_delay >= 0 ? o->max_batch_delay
+                                                   : DEFAULT_BATCH_DELAY_MS;
     m->response_timeout = c && c->response_timeout > 0 ? c->response_timeout
                           : o->response_timeout > 0    ? o->response_timeout
                                                        : cfg->default_response_timeout;
@@ -151,8 +151,9 @@ static int place_frontend(pf_server *srv, char **why)
         for (size_t i = 0; i < n; i++)
             if (!pf__sorted_has(srv->allowed.v, srv->allowed.len, ids[i])) {
                 free(ids);
-                return pf__fail(why, -EINVAL, "--frontend-cpus %s: CPU %d is not one this "
-                                              "process may use",
+                return pf__fail(why, -EINVAL,
+                                "--frontend-cpus %s: CPU %d is not one this "
+                                "process may use",
                                 list, ids[i]);
             }
     } else if (srv->opts.pinning == PF_PINNING_PINNED) {
@@ -187,8 +188,8 @@ static int place_frontend(pf_server *srv, char **why)
     pf_cpulist_format(ids, n, &text);
     int rc = 0;
     if (sched_setaffinity(0, sizeof set, &set) < 0) {
-        rc = pf__fail(why, -errno, "cannot bind the front end to CPUs %s: %s",
-                      text ? text : "?", strerror(errno));
+        rc = pf__fail(why, -errno, "cannot bind the front end to CPUs %s: %s", text ? text : "?",
+                      strerror(errno));
     } else {
         srv->frontend_moved = true;
         pf__server_log(srv, PF_LOG_INFO, "front end: CPUs %s%s", text ? text : "?",
@@ -339,9 +340,10 @@ int pf_server_create(const pf_server_options *opts, pf_server **out, char **why)
     if (rc == 0)
         rc = open_startup_models(srv, why);
     if (rc == 0) {
-        size_t fallback = opts->workers > 0                     ? (size_t)opts->workers
-                          : cfg->default_workers_per_model > 0 ? (size_t)cfg->default_workers_per_model
-                                                                : default_workers(srv, srv->nmodels);
+        size_t fallback = opts->workers > 0 ? (size_t)opts->workers
+                          : cfg->default_workers_per_model > 0
+                              ? (size_t)cfg->default_workers_per_model
+                              : default_workers(srv, srv->nmodels);
         for (size_t i = 0; i < srv->nmodels; i++) {
             pf__model *m = srv->models[i];
             int w = pf__model_settings(srv, m, opts->workers);

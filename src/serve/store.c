@@ -150,8 +150,7 @@ int pf__store_list(const char *store, char ***files, size_t *count, char **why)
     *count = 0;
     DIR *d = opendir(store);
     if (!d)
-        return pf__fail(why, -errno, "cannot read the model store %s: %s", store,
-                        strerror(errno));
+        return pf__fail(why, -errno, "cannot read the model store %s: %s", store, strerror(errno));
     pf__strv sv = {0};
     struct dirent *e;
     int rc = 0;

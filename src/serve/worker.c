@@ -78,8 +78,9 @@ int pf__plan_all(pf_server *srv, size_t total, pf_launch_spec **out, char **why)
     char *reason = NULL;
     int rc = pf_launch_spec_create(&req, out, &reason);
     if (rc == -EINVAL) {
-        rc = pf__fail(why, rc, "%zu workers cannot be planned on the %zu cores this server "
-                               "may use: %s",
+        rc = pf__fail(why, rc,
+                      "%zu workers cannot be planned on the %zu cores this server "
+                      "may use: %s",
                       total, srv->total_cores, reason ? reason : "no plan");
         free(reason);
         return rc;
@@ -541,8 +542,7 @@ static int spawn(pf_server *srv, pf__worker *w, char **why)
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
         close(sv[0]);
-        return pf__fail(why, -err, "pidfd_open: %s (Linux 5.3 or later is needed)",
-                        strerror(err));
+        return pf__fail(why, -err, "pidfd_open: %s (Linux 5.3 or later is needed)", strerror(err));
     }
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     w->pid = pid;
@@ -583,8 +583,8 @@ static void on_ready(pf_server *srv, pf__worker *w, json_t *obj)
         w->load_error = strdup(error);
         free(m->load_error);
         m->load_error = strdup(error);
-        pf__server_log(srv, PF_LOG_ERROR, "model %s: worker %d cannot load the model: %s",
-                       m->name, w->id, error);
+        pf__server_log(srv, PF_LOG_ERROR, "model %s: worker %d cannot load the model: %s", m->name,
+                       w->id, error);
         return;
     }
     if (!m->handler)
@@ -601,8 +601,8 @@ static void on_ready(pf_server *srv, pf__worker *w, json_t *obj)
     if (w->cpus.len)
         pf_cpulist_format(w->cpus.v, w->cpus.len, &cpus);
     pf__server_log(srv, PF_LOG_INFO, "model %s: worker %d ready (pid %d, %s%s, %d threads)",
-                   m->name, w->id, (int)w->pid, cpus ? "CPUs " : "not bound",
-                   cpus ? cpus : "", w->threads);
+                   m->name, w->id, (int)w->pid, cpus ? "CPUs " : "not bound", cpus ? cpus : "",
+                   w->threads);
     free(cpus);
 }
 
@@ -652,8 +652,9 @@ static void on_result(pf_server *srv, pf__worker *w, pf__frame *f)
 {
     if (w->state != PF__W_BUSY ||
         (uint64_t)json_integer_value(json_object_get(f->obj, "batch")) != w->batch_id) {
-        pf__server_log(srv, PF_LOG_WARNING, "model %s: worker %d answered a batch it was not "
-                                            "given: ignored",
+        pf__server_log(srv, PF_LOG_WARNING,
+                       "model %s: worker %d answered a batch it was not "
+                       "given: ignored",
                        w->model->name, w->id);
         return;
     }
@@ -666,8 +667,8 @@ static void on_result(pf_server *srv, pf__worker *w, pf__frame *f)
         uint64_t id;
         size_t part;
         pf__job *job = NULL;
-        if (!json_is_object(r) || !parse_id(json_string_value(json_object_get(r, "id")), &id,
-                                            &part) ||
+        if (!json_is_object(r) ||
+            !parse_id(json_string_value(json_object_get(r, "id")), &id, &part) ||
             !(job = batch_job(w, id)) || part >= job->nparts || job->parts[part].status)
             continue;
         pf__job_part *p = &job->parts[part];
@@ -766,8 +767,8 @@ void pf__worker_event(pf_server *srv, pf__worker *w, uint32_t events)
             int rc = pf__frame_decoder_feed(&w->dec, buf + off, (size_t)got - off, &used, &why);
             off += used;
             if (rc < 0) {
-                pf__server_log(srv, PF_LOG_ERROR, "model %s: worker %d: %s: killed",
-                               w->model->name, w->id, why ? why : "protocol error");
+                pf__server_log(srv, PF_LOG_ERROR, "model %s: worker %d: %s: killed", w->model->name,
+                               w->id, why ? why : "protocol error");
                 free(why);
                 pf__worker_kill(w);
                 close_sock(srv, w);
@@ -868,8 +869,8 @@ void pf__worker_exited(pf_server *srv, pf__worker *w)
         if (now - w->started_us >= RESTART_RESET_US)
             w->backoff_ms = RESTART_FIRST_MS;
         w->restart_us = now + (uint64_t)w->backoff_ms * 1000u;
-        pf__server_log(srv, PF_LOG_INFO, "model %s: worker %d restarts in %d ms", m->name,
-                       w->id, w->backoff_ms);
+        pf__server_log(srv, PF_LOG_INFO, "model %s: worker %d restarts in %d ms", m->name, w->id,
+                       w->backoff_ms);
         w->backoff_ms = w->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : w->backoff_ms * 2;
         w->restarts++;
     }
@@ -893,8 +894,7 @@ void pf__worker_due(pf_server *srv, pf__worker *w, uint64_t now)
                            w->model->name, w->id, why ? why : "out of memory");
             free(why);
             w->restart_us = now + (uint64_t)w->backoff_ms * 1000u;
-            w->backoff_ms =
-                w->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : w->backoff_ms * 2;
+            w->backoff_ms = w->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : w->backoff_ms * 2;
         }
     }
 }
