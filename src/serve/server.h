@@ -190,7 +190,7 @@ int pf__model_settings(pf_server *srv, pf__model *m, int workers);
 /* worker.c */
 /*
  * The launch spec of `total` workers planned together (pinned), or the one
- * unbound instance whose environment every worker gets (threads, none).
+ * unbound instance whose environment is every worker's (threads, none).
  */
 int pf__plan_all(pf_server *srv, size_t total, pf_launch_spec **out, char **why);
 /*
