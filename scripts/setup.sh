@@ -8,7 +8,7 @@ packages=(
     libgoogle-perftools-dev libjemalloc-dev libomp-dev numactl
     python3 python3-pytest
     python3-dev python3-torch python3-torchvision python3-numpy
-    python3-pip python3-setuptools python3-venv
+    python3-pip python3-setuptools python3-venv python3-yaml
 )
 missing=()
 for p in "${packages[@]}"; do
