@@ -9,7 +9,7 @@ packages=(
     libmicrohttpd-dev libzip-dev apache2-utils curl
     python3 python3-pytest python3-requests python3-pil python3-fastapi python3-uvicorn
     python3-dev python3-torch python3-torchvision python3-numpy
-    python3-pip python3-setuptools python3-venv
+    python3-pip python3-setuptools python3-venv python3-yaml
 )
 missing=()
 for p in "${packages[@]}"; do
