@@ -30,7 +30,8 @@ static void say_all(const char *level, char *const *lines, size_t n)
 }
 
 /* The command line again, with cpu_launcher_args' words first, so that the options given win. */
-static int reparse(const tool_options *o, const pf_serve_config *cfg, tool_options *out)
+static int reparse(const tool_options *o, const pf_serve_config *cfg, tool_options *out,
+                   char ***words)
 {
     char **kept = NULL, **notes = NULL;
     char *why = NULL;
@@ -54,8 +55,8 @@ static int reparse(const tool_options *o, const pf_serve_config *cfg, tool_optio
     memcpy(argv + 1, kept, nkept * sizeof *argv);
     memcpy(argv + 1 + nkept, o->argv + 1, (size_t)(o->argc - 1) * sizeof *argv);
     free(kept);
+    *words = argv; /* out points into it: freed by the caller when done */
     rc = tool_parse_options(CMD_SERVE, (int)nkept + o->argc, argv, out, &why);
-    /* out points into argv: kept until the process ends. */
     if (rc < 0)
         return tool_fail(false, rc, why);
     return 0;
@@ -202,7 +203,8 @@ static int cmd_serve(const tool_options *given)
     say_all("warning", cfg->warnings, cfg->nwarnings);
     say_all("info", cfg->notes, cfg->nnotes);
     tool_options o;
-    int status = reparse(given, cfg, &o);
+    char **words = NULL;
+    int status = reparse(given, cfg, &o, &words);
     if (status == 0)
         status = merge(&o, cfg);
     char *token = NULL;
@@ -248,6 +250,7 @@ static int cmd_serve(const tool_options *given)
         status = run_server(srv);
     }
     pf_server_free(srv);
+    free(words);
     free(token);
     pf_serve_config_free(cfg);
     return status;

@@ -246,8 +246,9 @@ static int take_share(pf_server *srv, pf__model *m, size_t workers, char **why)
     int rc = 0;
     if (free_.len < want || free_.len < workers)
         rc = pf__fail(why, -ENOSPC,
-                      "%zu workers need %zu free cores and %zu are free: scale another model "
-                      "down or unregister one first",
+                      "%zu workers need %zu free cores and %zu are free: unregister a model "
+                      "first, or start the server with --ncores-per-instance to leave cores "
+                      "free",
                       workers, want > workers ? want : workers, free_.len);
     for (size_t i = 0; rc == 0 && i < want; i++)
         rc = pf__ivec_push(&m->share, free_.v[i]);

@@ -712,7 +712,8 @@ static void on_result(pf_server *srv, pf__worker *w, pf__frame *f)
                 job->parts[p].error = strdup("the worker did not answer this request");
             }
         job->nanswered = 0;
-        for (size_t p = 0; p < job->nparts; p++)
+        size_t nparts = job->nparts; /* the last call frees the job */
+        for (size_t p = 0; p < nparts; p++)
             pf__job_finish_part(srv, job, p);
     }
     free(jobs);
