@@ -46,8 +46,8 @@ static void handler(void *ctx, pf__http_request *req)
 static pf__http_listener *start(seen *s, size_t max_body)
 {
     pf_serve_address addr = {.https = false, .host = "127.0.0.1", .port = 0};
-    pf__http_options o = {.max_body = max_body, .max_conns = 16, .idle_timeout = 10,
-                          .handler = handler, .ctx = s};
+    pf__http_options o = {
+        .max_body = max_body, .max_conns = 16, .idle_timeout = 10, .handler = handler, .ctx = s};
     pf__http_listener *l = NULL;
     char *why = NULL;
     int rc = pf__http_listen(&addr, &o, &l, &why);
