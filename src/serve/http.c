@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct pf__http_listener {
@@ -42,6 +43,7 @@ struct pf__http_request {
     struct MHD_Response *response; /* an answer made while deferred */
     int status;
     void *data;
+    uint64_t started_us; /* its headers were read */
 };
 
 static struct MHD_Response *make_response(int status, const char *content_type,
@@ -101,6 +103,11 @@ void pf__http_defer(pf__http_request *req)
 void pf__http_set_data(pf__http_request *req, void *data)
 {
     req->data = data;
+}
+
+uint64_t pf__http_started_us(const pf__http_request *req)
+{
+    return req->started_us;
 }
 
 void *pf__http_data(const pf__http_request *req)
@@ -232,6 +239,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
             return MHD_NO;
         req->listener = l;
         req->conn = conn;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        req->started_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
         req->method = strdup(method);
         req->path = strdup(url);
         if (!req->method || !req->path) {

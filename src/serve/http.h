@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct pf__http_listener pf__http_listener;
 typedef struct pf__http_request pf__http_request;
@@ -87,6 +88,9 @@ int pf__http_respond_text(pf__http_request *req, int status, const char *content
 
 /* The answer comes later: the connection waits, reading nothing more. */
 void pf__http_defer(pf__http_request *req);
+
+/* When its headers were read: CLOCK_MONOTONIC in microseconds. */
+uint64_t pf__http_started_us(const pf__http_request *req);
 
 /* A value the caller keeps with the request (NULL at first). */
 void pf__http_set_data(pf__http_request *req, void *data);

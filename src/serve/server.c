@@ -174,13 +174,18 @@ void pf__job_fail(pf_server *srv, pf__job *job, int status, const char *fmt, ...
     job_done(srv, job);
 }
 
-/* The header carrying the worker's time, and the worker's own headers. */
-static int answer_headers(const pf__job_part *p, uint64_t handler_us, pf__http_header_field *out,
-                          size_t max, char *us_text, json_t **owned)
+/*
+ * The headers with the worker's time on the batch and the front end's from
+ * arrival to answer (us_text: 48 bytes for their texts), and the worker's own.
+ */
+static int answer_headers(const pf__job_part *p, uint64_t handler_us, uint64_t server_us,
+                          pf__http_header_field *out, size_t max, char *us_text, json_t **owned)
 {
     size_t n = 0;
     snprintf(us_text, 24, "%llu", (unsigned long long)handler_us);
+    snprintf(us_text + 24, 24, "%llu", (unsigned long long)server_us);
     out[n++] = (pf__http_header_field){"Pinfer-Handler-Us", us_text};
+    out[n++] = (pf__http_header_field){"Pinfer-Server-Us", us_text + 24};
     *owned = NULL;
     if (p && p->headers_json) {
         json_t *obj = json_loads(p->headers_json, 0, NULL);
@@ -263,7 +268,8 @@ void pf__job_finish_part(pf_server *srv, pf__job *job, size_t part)
     }
     size_t limit = srv->opts.config->max_response_size;
     pf__http_header_field headers[32];
-    char us_text[24];
+    char us_text[48];
+    uint64_t server_us = pf__now_us() - pf__http_started_us(job->http);
     json_t *owned = NULL;
     if (job->nparts == 1) {
         pf__job_part *p = &job->parts[0];
@@ -271,7 +277,7 @@ void pf__job_finish_part(pf_server *srv, pf__job *job, size_t part)
             reply_job_error(job, 500, "the response is larger than max_response_size");
             count_answer(m, 500);
         } else {
-            int n = answer_headers(p, job->handler_us, headers, 32, us_text, &owned);
+            int n = answer_headers(p, job->handler_us, server_us, headers, 32, us_text, &owned);
             pf__http_respond(job->http, p->status ? p->status : 200, p->body_type, headers,
                              (size_t)n, p->body, p->body_len);
             p->body = NULL;
@@ -279,7 +285,7 @@ void pf__job_finish_part(pf_server *srv, pf__job *job, size_t part)
         }
     } else {
         char *list = parts_as_list(job);
-        int n = answer_headers(NULL, job->handler_us, headers, 32, us_text, &owned);
+        int n = answer_headers(NULL, job->handler_us, server_us, headers, 32, us_text, &owned);
         if (list && strlen(list) > limit) {
             free(list);
             reply_job_error(job, 500, "the response is larger than max_response_size");
