@@ -907,7 +907,7 @@ void pf__model_sweep(pf_server *srv, pf__model *m)
     for (size_t i = 0; i < m->nworkers;) {
         pf__worker *w = m->workers[i];
         if (w->retired && w->pid <= 0) {
-            memmove(&m->workers[i], &m->workers[i + 1], (m->nworkers - i - 1) * sizeof *w);
+            memmove(&m->workers[i], &m->workers[i + 1], (m->nworkers - i - 1) * sizeof *m->workers);
             m->nworkers--;
             pf__worker_free(srv, w);
             continue;
