@@ -674,9 +674,8 @@ void pf_server_shutdown(pf_server *srv, bool now)
         for (int i = 0; i < 3; i++)
             if (srv->http[i])
                 pf__http_quiesce(srv->http[i]);
-        for (size_t i = 0; i < srv->nmodels; i++)
-            for (size_t k = 0; k < srv->models[i]->nworkers; k++)
-                srv->models[i]->workers[k]->retired = true;
+        /* The workers are not retired here: they still run what is queued, and drain()
+           stops them once nothing is (no worker is restarted while draining). */
     }
     if (now) {
         srv->drain_deadline_us = srv->kill_deadline_us = t;

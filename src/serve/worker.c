@@ -438,8 +438,25 @@ static char *worker_config(pf_server *srv, const pf__worker *w, const pf_instanc
     return out;
 }
 
-/* The instance's environment and PINFER_WORKER_CONFIG. */
-static char **worker_env(char *const *base, const char *config)
+/*
+ * An OpenMP affinity variable: the plan's environment sets one for its
+ * instance's CPUs, and the OpenMP runtime then binds the worker's threads
+ * (its main thread included) there.  An unbound worker (--pinning threads or
+ * none) gets none of them, else every worker would run on the first
+ * instance's CPUs.
+ */
+static bool affinity_var(const char *entry)
+{
+    static const char *const NAMES[] = {
+        "KMP_AFFINITY=", "OMP_PROC_BIND=", "OMP_PLACES=", "GOMP_CPU_AFFINITY="};
+    for (size_t i = 0; i < sizeof NAMES / sizeof *NAMES; i++)
+        if (strncmp(entry, NAMES[i], strlen(NAMES[i])) == 0)
+            return true;
+    return false;
+}
+
+/* The instance's environment and PINFER_WORKER_CONFIG; unbound: no affinity variables. */
+static char **worker_env(char *const *base, const char *config, bool unbound)
 {
     size_t n = 0;
     while (base[n])
@@ -449,7 +466,8 @@ static char **worker_env(char *const *base, const char *config)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(base[i], "PINFER_WORKER_CONFIG=", 21) != 0)
+        if (strncmp(base[i], "PINFER_WORKER_CONFIG=", 21) != 0 &&
+            !(unbound && affinity_var(base[i])))
             env[k++] = base[i];
     env[k] = pf__strdupf("PINFER_WORKER_CONFIG=%s", config);
     if (!env[k]) {
@@ -490,7 +508,7 @@ static int spawn(pf_server *srv, pf__worker *w, char **why)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return pf__fail(why, -errno, "cannot create a socket pair: %s", strerror(errno));
     char *config = worker_config(srv, w, pinned ? in : NULL);
-    char **env = config ? worker_env(spec->envp[w->slot], config) : NULL;
+    char **env = config ? worker_env(spec->envp[w->slot], config, !pinned) : NULL;
     free(config);
     if (!env) {
         close(sv[0]);
@@ -862,8 +880,8 @@ void pf__worker_exited(pf_server *srv, pf__worker *w)
     w->state = PF__W_DOWN;
     w->timed_out = false;
     w->pin_seq = 0;
-    if (w->load_error && !m->ever_ready)
-        w->retired = true; /* a model that never loaded is not retried */
+    if ((w->load_error && !m->ever_ready) || srv->draining)
+        w->retired = true; /* a model that never loaded is not retried; nor a worker now */
     free(w->load_error);
     w->load_error = NULL;
     if (!w->retired) {
