@@ -7,7 +7,7 @@
 # /usr/bin/python3: the launcher's, the reference planner's and the pinfer
 # package's, the latter once more with LD_PRELOAD of libiomp5.so, and its pip
 # install into a fresh venv), the unit and golden suites again under AddressSanitizer
-# + UndefinedBehaviorSanitizer, the runtime's executor and streams tests under
+# + UndefinedBehaviorSanitizer, pinfer serve's end-to-end tests with that build, the runtime's executor and streams tests under
 # ThreadSanitizer, the fuzz targets for a bounded time (PF_FUZZ_SECONDS,
 # default 30 each: the libFuzzer targets and the Python hint matcher's
 # property test, tests/run_fuzz.sh), and the style check.
@@ -84,11 +84,13 @@ pytest_suite() {
 }
 
 # pytest's own closing line reads "1 failed, 200 passed, 3 skipped in 40.12s" (its parts
-# in any order); restate it in the common form.
+# in any order); restate it in the common form.  Arguments: the pytest command to run
+# (default: every Python test).
 python_suite() {
     local log
     log=$(mktemp)
-    pytest_suite 2>&1 | tee "$log"
+    if [ $# -eq 0 ]; then set -- pytest_suite; fi
+    "$@" 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     local line
     line=$(grep -E '(passed|failed|skipped|errors?|xfailed|xpassed|no tests ran).* in [0-9.]+s' \
@@ -101,12 +103,21 @@ python_suite() {
     return $rc
 }
 
+# pinfer serve end to end with its ASan + UBSan build: a leak or an error makes the server
+# exit non-zero, which every test's teardown checks.
+serve_san_suite() {
+    make -s SAN=1 build-san/pinfer >/dev/null || return 1
+    PINFER_TEST_BIN=build-san/pinfer python_suite /usr/bin/python3 -m pytest -q -rs \
+        -p no:cacheprovider tests/python/test_serve.py
+}
+
 suite "build" bash -c 'make -j2 all >/dev/null && make python >/dev/null &&
     echo "build: 1 passed, 0 failed, 0 skipped"'
 suite "unit (C, cmocka)" make -s unit
 suite "golden (CLI)" make -s golden
 suite "python (pytest)" python_suite
 suite "unit under ASan+UBSan" make -s SAN=1 unit
+suite "serve under ASan+UBSan" serve_san_suite
 suite "golden under ASan+UBSan" make -s SAN=1 golden
 suite "executors, streams under TSan" make -s tsan
 suite "fuzz (libFuzzer, hints)" bash -c 'make -s fuzz >/dev/null && tests/run_fuzz.sh'

@@ -22,7 +22,11 @@ def import_pinfer():
 
 
 def pinfer_path():
-    """The pinfer binary of build/ (built by `make` if missing)."""
+    """The pinfer binary of build/ (built by `make` if missing), or $PINFER_TEST_BIN (the
+    sanitizer build, for the suites that run under it)."""
+    chosen = os.environ.get("PINFER_TEST_BIN")
+    if chosen:
+        return os.path.join(ROOT, chosen)
     path = os.path.join(ROOT, "build", "pinfer")
     if not os.path.exists(path):
         subprocess.run(["make", "-C", ROOT, "-s", "build/pinfer"], check=True)
