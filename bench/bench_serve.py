@@ -123,14 +123,28 @@ def parse_args(argv):
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help="comma-separated sections to run (default all)")
     parser.add_argument("--concurrency", type=int, default=16,
-                        help="ab's -c (default 16)")
+                        help="ab's -c in the resnet and pinning sections (default 16)")
+    parser.add_argument("--identity-concurrency", type=int, default=64,
+                        help="ab's -c in the identity section, where batching is measured "
+                             "(default 64)")
     parser.add_argument("--workers", type=int,
                         help="workers of each server in identity, resnet and pinning "
                              "(default: the physical cores this process may use)")
     parser.add_argument("--rounds", type=int,
                         help="pinned/none rounds of the pinning section (default 3; --quick 1)")
-    parser.add_argument("--batch-size", type=int, default=8,
-                        help="pinfer's --batch-size in the identity section (default 8)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="pinfer's --batch-size in the identity section (default 32)")
+    parser.add_argument("--identity-keep-alive", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="ab -k in the identity section: connections reused, as HTTP "
+                             "client libraries do (default on)")
+    parser.add_argument("--resnet-batch-size", type=int, default=4,
+                        help="pinfer's --batch-size in the resnet section (default 4)")
+    parser.add_argument("--fastapi-threads", default=None,
+                        help="torch threads of each FastAPI worker in the resnet section: "
+                             "'default' (torch's own choice on this machine), 'cores' (the "
+                             "physical cores: torch's choice where it counts them right) or a "
+                             "number (default: both 'default' and 'cores', two baselines)")
     parser.add_argument("--max-batch-delay", type=int, default=5,
                         help="pinfer's --max-batch-delay in the identity section (ms; default 5)")
     parser.add_argument("--resnet-input", choices=("image", "tensor"), default="image",
@@ -474,7 +488,7 @@ class Servers(object):
                               "`ready` line")
         return self.running[key]
 
-    def fastapi(self, key, model_specs, workers):
+    def fastapi(self, key, model_specs, workers, threads="default"):
         """uvicorn with bench/serve_fastapi.py, `workers` processes, these models."""
         if key not in self.running:
             port = free_port()
@@ -484,6 +498,10 @@ class Servers(object):
             env = dict(os.environ, SERVE_FASTAPI_MODELS=",".join(
                 "%s=%s" % (name, self.models.path(f))
                 for name, f in (s.split("=", 1) for s in model_specs)))
+            if threads == "cores":
+                threads = str(physical_cores(sorted(os.sched_getaffinity(0))))
+            if threads != "default":
+                env["OMP_NUM_THREADS"] = threads
             server = self.running[key] = Server("fastapi (%s)" % key, argv, env)
             server.urls["inference"] = "http://127.0.0.1:%d" % port
             server.wait_until(lambda: server.bound and server.startups >= workers,
@@ -538,6 +556,44 @@ def post(url, path, body, content_type):
         return response.status, dict(response.getheaders()), response.read()
     finally:
         conn.close()
+
+
+def pingpong(cpu_a, cpu_b, rounds=20000):
+    """p50 round trip (us) of one byte between two processes over a socketpair, the parent
+    on cpu_a and the child on cpu_b: what waking another process costs on this machine."""
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            a.close()
+            os.sched_setaffinity(0, {cpu_b})
+            while True:
+                data = b.recv(64)
+                if not data:
+                    break
+                b.send(data)
+        finally:
+            os._exit(0)
+    b.close()
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu_a})
+    times = []
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter_ns()
+            a.send(b"x")
+            a.recv(64)
+            times.append((time.perf_counter_ns() - start) / 1000.0)
+    finally:
+        os.sched_setaffinity(0, before)
+        a.close()
+        os.waitpid(pid, 0)
+    return statistics.median(times[rounds // 10:])
+
+
+def resnet_key(args):
+    """The resnet section's pinfer server: the pinning section's own when it batches alike."""
+    return "resnet-pinned" if args.resnet_batch_size == 1 else "resnet-batched"
 
 
 def keepalive(url, path, body, header, requests, seconds):
@@ -629,12 +685,15 @@ def parse_ab(text, csv_text=""):
     return result
 
 
-def ab(url, body_file, content_type, concurrency, requests, seconds):
-    """One Apache Bench run: POST the body file, at most `requests` and `seconds`."""
+def ab(url, body_file, content_type, concurrency, requests, seconds, keep_alive=False):
+    """One Apache Bench run: POST the body file, at most `requests` and `seconds` (with
+    keep_alive, -k: connections reused)."""
     csv_file = body_file + ".ab.csv"
     # -t before -n: ab's -t sets -n to 50000, a later -n bounds the run by both.
     argv = ["ab", "-q", "-r", "-s", str(REQUEST_TIMEOUT), "-t", str(seconds), "-n", str(requests),
-            "-c", str(concurrency), "-p", body_file, "-T", content_type, "-e", csv_file, url]
+            "-c", str(concurrency), "-p", body_file, "-T", content_type, "-e", csv_file]
+    argv += ["-k"] if keep_alive else []
+    argv.append(url)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True,
                               timeout=seconds + REQUEST_TIMEOUT + 30)
@@ -674,16 +733,18 @@ class Bench(object):
 
     # -- requests --------------------------------------------------------------
 
-    def load(self, server, model, body_name, body, content_type):
+    def load(self, server, model, body_name, body, content_type, concurrency=None,
+             keep_alive=False):
         """Warm-up, then one measured ab run on server's /predictions/model."""
         a = self.args
+        c = concurrency or a.concurrency
         url = server.url + "/predictions/" + model
         body_file = self.models.body_file(body_name, body)
-        warm = max(2 * a.concurrency, min(a.requests // 10, 300))
+        warm = max(2 * c, min(a.requests // 10, 300))
         log("ab on %s /predictions/%s: warm-up %d requests, then %d requests or %d s"
             % (server.label, model, warm, a.requests, a.seconds))
-        ab(url, body_file, content_type, a.concurrency, warm, max(1, a.seconds // 5))
-        return ab(url, body_file, content_type, a.concurrency, a.requests, a.seconds)
+        ab(url, body_file, content_type, c, warm, max(1, a.seconds // 5), keep_alive)
+        return ab(url, body_file, content_type, c, max(a.requests, c), a.seconds, keep_alive)
 
     def resnet_request(self):
         """(body file name, body, content type) of a ResNet-18 request."""
@@ -742,12 +803,12 @@ class Bench(object):
         extra = ""
         if r["length_failed"]:
             extra = "  (+%d answers of another length than the first)" % r["length_failed"]
-        print("%-34s %9.1f %9.2f %9.2f %8d %7d %8d%s"
+        print("%-42s %9.1f %9.2f %9.2f %8d %7d %8d%s"
               % (label, r["rps"], r["p50"], r["p99"], r["complete"], r["failed"], r["non2xx"],
                  extra))
 
     def ab_header(self):
-        print("%-34s %9s %9s %9s %8s %7s %8s" % ("server", "req/s", "p50 ms", "p99 ms",
+        print("%-42s %9s %9s %9s %8s %7s %8s" % ("server", "req/s", "p50 ms", "p99 ms",
                                                  "requests", "failed", "non-2xx"))
 
     # -- sections ----------------------------------------------------------------
@@ -778,46 +839,71 @@ class Bench(object):
                          r["handler_p50"], r["overhead_p50"], r["overhead_p99"]), flush=True)
 
         row("echo server (the client's floor)", self.servers.echo(), "Pinfer-Handler-Us")
+        cpus = sorted(os.sched_getaffinity(0))
+        # Two placements: the front end on its worker's CPU, then on a CPU of its own (the
+        # server's default when a CPU is free).  The second adds the machine's cost of waking
+        # a process on another CPU, twice per request (the ping-pong lines below).
+        placements = [("pinfer serve, one CPU", "frontend-shared",
+                       ["--workers", 1, "--ncores-per-instance", 1, "--core-list", cpus[0],
+                        "--frontend-cpus", cpus[0]])]
+        if len(cpus) > 1:
+            placements.append(("pinfer serve, two CPUs", "frontend-apart",
+                               ["--workers", 1, "--ncores-per-instance", 1, "--core-list",
+                                cpus[0], "--frontend-cpus", cpus[1]]))
         if self.pinfer_missing:
             print("%-34s %s" % ("pinfer serve", self.skipped()))
         else:
-            server = self.servers.pinfer("frontend", ["identity=" + identity], ["--workers", 1])
-            self.check_identity(server)
-            row("pinfer serve", server, "Pinfer-Handler-Us")
+            for label, key, options in placements:
+                server = self.servers.pinfer(key, ["identity=" + identity], options)
+                self.check_identity(server)
+                row(label, server, "Pinfer-Handler-Us")
+                self.servers.stop(key)
         server = self.servers.fastapi("fastapi-1", ["identity=" + identity], 1)
         self.check_identity(server)
         row("fastapi + uvicorn", server, "X-Handler-Us")
-        if "pinfer serve" in rows:
-            r = rows["pinfer serve"]
-            print("pinfer, client's view: p50 overhead %.1f us, %.1f us above the echo server's"
-                  % (r["overhead_p50"],
+        same, apart = pingpong(cpus[0], cpus[0]), pingpong(cpus[0], cpus[-1])
+        print("socketpair ping-pong between two processes (the machine's wake-up cost): p50 "
+              "%.1f us on one CPU, %.1f us across two CPUs" % (same, apart))
+        for label, _, _ in placements:
+            if label not in rows:
+                continue
+            r = rows[label]
+            print("%s, client's view: p50 overhead %.1f us, %.1f us above the echo server's"
+                  % (label, r["overhead_p50"],
                      r["overhead_p50"] - rows["echo server (the client's floor)"]["overhead_p50"]))
             if "inside_p50" in r:
                 # The issue's figure: the server's latency (Pinfer-Server-Us: headers read to
                 # answer) minus the worker's time on the batch (Pinfer-Handler-Us).
-                print("pinfer front end (server latency - handler time): p50 %.1f us, p99 %.1f "
+                print("%s: front end (server latency - handler time): p50 %.1f us, p99 %.1f "
                       "us (target p50 under 100 us: %s)"
-                      % (r["inside_p50"], r["inside_p99"], self.verdict(r["inside_p50"] < 100)))
+                      % (label, r["inside_p50"], r["inside_p99"],
+                         self.verdict(r["inside_p50"] < 100)))
 
     def throughput(self, section):
-        """The identity or resnet section: pinfer against FastAPI under ab."""
+        """The identity or resnet section: pinfer against FastAPI under ab, in interleaved
+        rounds (pinfer, fastapi, pinfer, ...), medians compared."""
         a, w = self.args, self.workers
         if section == "identity":
-            print("== identity: ab -c %d, identity model, %d workers each, at most %d requests "
-                  "or %d s per run" % (a.concurrency, w, a.requests, a.seconds))
+            c = a.identity_concurrency
+            print("== identity: ab -c %d%s, identity model, %d workers each, %d interleaved "
+                  "rounds, at most %d requests or %d s per run"
+                  % (c, " -k" if a.identity_keep_alive else "", w, a.rounds, a.requests,
+                     a.seconds))
             label = "pinfer (batch %d, delay %d ms)" % (a.batch_size, a.max_batch_delay)
             target = 3.0
         else:
+            c = a.concurrency
             form = ("a JPEG, image_classifier archive" if a.resnet_input == "image"
                     else "a JSON (1, 3, 224, 224) list, tensor handler")
-            print("== resnet: ab -c %d, ResNet-18 (%s), %d workers each, at most %d requests "
-                  "or %d s per run" % (a.concurrency, form, w, a.requests, a.seconds))
-            label = "pinfer (pinned, batch 1)"
+            print("== resnet: ab -c %d, ResNet-18 (%s), %d workers each, %d interleaved rounds, "
+                  "at most %d requests or %d s per run"
+                  % (c, form, w, a.rounds, a.requests, a.seconds))
+            label = "pinfer (pinned, batch %d)" % a.resnet_batch_size
             target = 1.3
         print("   fastapi: no batching (one request per forward pass, as typical user code), "
               "unpinned, torch's default threads")
         self.ab_header()
-        results, top1 = {}, {}
+        top1, servers = {}, {}
         if self.pinfer_missing:
             print("%-34s %s" % (label, self.skipped()))
         else:
@@ -829,35 +915,65 @@ class Bench(object):
                 self.check_identity(server)
                 request = ("identity.json", self.models.identity_body(), "application/json")
             else:
-                server = self.servers.pinfer("resnet-pinned",
+                server = self.servers.pinfer(resnet_key(a),
                                              ["resnet18=" + self.resnet_model_file()],
-                                             ["--workers", w])
+                                             ["--workers", w, "--batch-size",
+                                              a.resnet_batch_size, "--max-batch-delay",
+                                              a.max_batch_delay])
                 top1["pinfer"] = self.check_resnet(server)
                 request = self.resnet_request()
-            results["pinfer"] = self.load(server, section if section == "identity"
-                                          else "resnet18", *request)
-            self.ab_row(label, results["pinfer"])
-        server = self.servers.fastapi("fastapi-%d" % w, self.fastapi_models(), w)
+            servers["pinfer"] = (server, section if section == "identity" else "resnet18",
+                                 request, label)
         if section == "identity":
-            self.check_identity(server)
-            request = ("identity.json", self.models.identity_body(), "application/json")
-            model = "identity"
+            baselines = [("fastapi", "default", "fastapi (no batching)")]
+        elif a.fastapi_threads:
+            baselines = [("fastapi", a.fastapi_threads,
+                          "fastapi (no batching, threads %s)" % a.fastapi_threads)]
         else:
-            top1["fastapi"] = self.check_resnet(server)
-            request = self.resnet_request()
-            model = "resnet18"
-        results["fastapi"] = self.load(server, model, *request)
-        self.ab_row("fastapi (no batching)", results["fastapi"])
-        if "pinfer" in results:
-            p, f = results["pinfer"], results["fastapi"]
-            print("pinfer/fastapi: throughput %s (target >= %.1fx: %s), p99 %s (lower is better)"
-                  % (self.ratio(p["rps"], f["rps"]), target,
+            # torch's thread count is its own choice: on this machine it may pick 1 (some VMs),
+            # where it counts cores right it picks the physical cores: both are what users get.
+            baselines = [("fastapi", "default", "fastapi (torch's threads here)"),
+                         ("fastapi-cores", "cores", "fastapi (threads = cores)")]
+        for name, threads, row_label in baselines:
+            server = self.servers.fastapi("%s-%d" % (name, w), self.fastapi_models(), w, threads)
+            if section == "identity":
+                self.check_identity(server)
+                request = ("identity.json", self.models.identity_body(), "application/json")
+                model = "identity"
+            else:
+                top1[name] = self.check_resnet(server)
+                request = self.resnet_request()
+                model = "resnet18"
+            servers[name] = (server, model, request, row_label)
+        runs = {name: [] for name in servers}
+        for n in range(a.rounds):
+            for name in servers:
+                server, model, request, row_label = servers[name]
+                r = self.load(server, model, *request, concurrency=c,
+                              keep_alive=section == "identity" and a.identity_keep_alive)
+                runs[name].append(r)
+                self.ab_row("%s, round %d" % (row_label, n + 1), r)
+        results = {}
+        for name, rs in runs.items():
+            results[name] = {"rps": statistics.median(r["rps"] for r in rs),
+                             "p50": statistics.median(r["p50"] for r in rs),
+                             "p99": statistics.median(r["p99"] for r in rs),
+                             "complete": sum(r["complete"] for r in rs),
+                             "failed": sum(r["failed"] for r in rs),
+                             "non2xx": sum(r["non2xx"] for r in rs),
+                             "length_failed": sum(r["length_failed"] for r in rs)}
+            self.ab_row("%s, median" % servers[name][3], results[name])
+        for name, _, row_label in baselines:
+            if "pinfer" not in results:
+                print("pinfer/%s: - (pinfer skipped)" % name)
+                continue
+            p, f = results["pinfer"], results[name]
+            print("pinfer / %s: throughput %s (target >= %.1fx: %s), p99 %s (lower is better)"
+                  % (row_label, self.ratio(p["rps"], f["rps"]), target,
                      self.verdict(p["rps"] >= target * f["rps"]), self.ratio(p["p99"], f["p99"])))
-        else:
-            print("pinfer/fastapi: - (pinfer skipped)")
-        if len(top1) == 2 and top1["pinfer"] != top1["fastapi"]:
-            print("note: the top-1 classes differ (pinfer %s, fastapi %s): not the same work?"
-                  % (top1["pinfer"], top1["fastapi"]))
+        if len(set(top1.values())) > 1:
+            print("note: the top-1 classes differ (%s): not the same work?"
+                  % ", ".join("%s %s" % item for item in sorted(top1.items())))
 
     def fastapi_models(self):
         """The models of the W-worker FastAPI server: those its sections need."""
@@ -978,9 +1094,10 @@ def main(argv=None):
         models = Models(folder)
         servers = Servers(args, models)
         bench = Bench(args, models, servers, missing)
-        needs = {"frontend": {"echo", "frontend", "fastapi-1"},
+        needs = {"frontend": {"echo", "frontend-shared", "frontend-apart", "fastapi-1"},
                  "identity": {"identity", "fastapi-%d" % bench.workers},
-                 "resnet": {"resnet-pinned", "fastapi-%d" % bench.workers},
+                 "resnet": {resnet_key(args), "fastapi-%d" % bench.workers,
+                            "fastapi-cores-%d" % bench.workers},
                  "pinning": {"resnet-pinned", "resnet-none"}, "memory": {"memory"}}
         selected = [s for s in SECTIONS if s in args.only]
         try:

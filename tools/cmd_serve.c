@@ -166,7 +166,7 @@ static int run_server(pf_server *srv)
         if (rc < 0 && errno != EINTR)
             break;
         struct signalfd_siginfo si;
-        while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        while ((fds[1].revents & POLLIN) && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
             signals++;
             say("info", signals == 1 ? "stopping: finishing the requests in flight (a second "
                                        "signal stops at once)"

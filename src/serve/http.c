@@ -27,6 +27,7 @@ struct pf__http_listener {
     int port;
     pf__http_options opts;
     unsigned connections;
+    bool resumed; /* a deferred answer is waiting to be written */
 };
 
 struct pf__http_request {
@@ -75,6 +76,7 @@ int pf__http_respond(pf__http_request *req, int status, const char *content_type
         req->response = r;
         req->status = status;
         req->deferred = false;
+        req->listener->resumed = true;
         MHD_resume_connection(req->conn);
         return r ? 0 : -ENOMEM;
     }
@@ -418,7 +420,13 @@ int pf__http_timeout(const pf__http_listener *l)
 
 void pf__http_run(pf__http_listener *l)
 {
+    l->resumed = false;
     MHD_run(l->daemon);
+}
+
+bool pf__http_resumed(const pf__http_listener *l)
+{
+    return l->resumed;
 }
 
 void pf__http_quiesce(pf__http_listener *l)

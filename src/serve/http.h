@@ -48,6 +48,8 @@ int pf__http_fd(const pf__http_listener *l);
 int pf__http_timeout(const pf__http_listener *l);
 /* Accept, read, call the handler, write: whatever is due, without blocking. */
 void pf__http_run(pf__http_listener *l);
+/* Has a deferred request been answered since the last pf__http_run (its answer waits)? */
+bool pf__http_resumed(const pf__http_listener *l);
 /* Stop accepting new connections (those open are served to their end). */
 void pf__http_quiesce(pf__http_listener *l);
 /* Connections open now. */

@@ -644,7 +644,7 @@ void pf_server_step(pf_server *srv)
     reap_models(srv);
     /* Answers made above are written now, not at the next wake-up. */
     for (int i = 0; i < 3; i++)
-        if (srv->http[i])
+        if (srv->http[i] && (pf__http_resumed(srv->http[i]) || pf__http_timeout(srv->http[i]) == 0))
             pf__http_run(srv->http[i]);
 }
 

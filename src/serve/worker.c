@@ -779,6 +779,7 @@ void pf__worker_event(pf_server *srv, pf__worker *w, uint32_t events)
             close_sock(srv, w); /* the pidfd says when it has exited */
             return;
         }
+        bool drained = (size_t)got < sizeof buf; /* epoll says when more arrives */
         size_t off = 0;
         while (off < (size_t)got) {
             size_t used = 0;
@@ -799,6 +800,8 @@ void pf__worker_event(pf_server *srv, pf__worker *w, uint32_t events)
                 pf__frame_release(&f);
             }
         }
+        if (drained)
+            return;
     }
 }
 

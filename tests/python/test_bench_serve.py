@@ -42,15 +42,19 @@ def test_quick_frontend_section_has_pinfer_figures(pinfer):
     assert out.startswith("bench_serve: "), out
     assert "\n== frontend: " in out, out
     section = out[out.index("\n== frontend: "):]
-    # pinfer's row: requests, connections, then latency, handler and overhead figures in us.
-    row = re.search(r"^pinfer serve\s+(\d+)\s+(\d+)\s+([\d.]+) us\s+([\d.]+) us\s+(-?[\d.]+) us",
-                    section, re.M)
+    # pinfer's row with the front end on its worker's CPU: requests, connections, then
+    # latency, handler and overhead figures in us.
+    row = re.search(r"^pinfer serve, one CPU\s+(\d+)\s+(\d+)\s+([\d.]+) us\s+([\d.]+) us"
+                    r"\s+(-?[\d.]+) us", section, re.M)
     assert row, section
     assert int(row.group(1)) > 0, section
     assert float(row.group(3)) > 0, section
-    assert re.search(r"^pinfer, client's view: p50 overhead -?[\d.]+ us", section, re.M), section
+    assert re.search(r"^pinfer serve, one CPU, client's view: p50 overhead -?[\d.]+ us",
+                     section, re.M), section
     # The figure, from the server's own clock: it is there, and it is a time.
-    inside = re.search(r"^pinfer front end \(server latency - handler time\): p50 (-?[\d.]+) us",
-                       section, re.M)
+    inside = re.search(r"^pinfer serve, one CPU: front end \(server latency - handler time\): "
+                       r"p50 (-?[\d.]+) us", section, re.M)
     assert inside, section
     assert float(inside.group(1)) >= 0, section
+    assert re.search(r"^socketpair ping-pong between two processes .*: p50 [\d.]+ us on one CPU",
+                     section, re.M), section

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import struct
+import time
 
 MAGIC = b"PFW1"
 HEADER = struct.Struct("<4sIII")  # magic, kind, json_len, data_len
@@ -59,16 +60,20 @@ def _read_exact(stream, n, what):
     return got
 
 
-def read_frame(stream, kinds=None):
+def read_frame(stream, kinds=None, arrived=None):
     """The next frame of `stream` as (kind, obj, data), or None at the end of the stream
     (no byte of a new frame).  `stream` is a binary file whose read(n) returns n bytes, or
     fewer only at the end (a buffered file: Channel.reader, io.BytesIO).  `kinds` is the
     set of kinds this end may receive (None: every kind of the protocol).  A bad magic, an
     unknown or unexpected kind, a length over the limits, a frame cut short, or JSON that
-    is not an object is a ProtocolError; nothing after the bad part is read."""
+    is not an object is a ProtocolError; nothing after the bad part is read.  `arrived`, a
+    list, gets time.perf_counter_ns() of the moment the header was read (the frame's
+    arrival, before its JSON is decoded)."""
     head = stream.read(HEADER.size)
     if not head:
         return None
+    if arrived is not None:
+        arrived.append(time.perf_counter_ns())
     if len(head) != HEADER.size:
         raise ProtocolError("the connection closed inside a frame header (%d of %d bytes)"
                             % (len(head), HEADER.size))
@@ -115,9 +120,9 @@ class Channel(object):
         self.reader = open(self.fd, "rb", buffering=1 << 16, closefd=False)
         self.own = own
 
-    def read(self, kinds=None):
+    def read(self, kinds=None, arrived=None):
         """read_frame() on this channel."""
-        return read_frame(self.reader, kinds)
+        return read_frame(self.reader, kinds, arrived)
 
     def write(self, kind, obj, data=b""):
         """Write one frame whole (the kernel may take it in pieces: every byte is sent)."""

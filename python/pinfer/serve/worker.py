@@ -161,12 +161,13 @@ def serve(channel, config):
             ready.update(cpus=pinner.cpus, nodes=pinner.nodes)
         channel.write(protocol.READY, ready)
         while True:
-            frame = channel.read(protocol.FROM_FRONT_END)
+            arrived = []
+            frame = channel.read(protocol.FROM_FRONT_END, arrived)
             if frame is None:
                 return 0
             kind, obj, data = frame
             if kind == protocol.BATCH:
-                started = time.perf_counter_ns()  # the frame is read: the worker's time starts
+                started = arrived[0]  # the worker's time starts with the frame's header
                 batch, requests = parse_batch(obj, data)
                 responses = run_batch(service, batch, requests)
                 reply, body = result_frame(batch, responses)
