@@ -43,7 +43,7 @@ TOOL_CPPFLAGS := -Iinclude -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -fPIC $(SANFLAGS) $(HWLOC_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
-LDLIBS   += $(HWLOC_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) -lpthread -lm
+LDLIBS   += $(HWLOC_LIBS) $(JANSSON_LIBS) -lpthread -lm
 # Only the runtime (src/runtime: pools, pinning, executors, streams) calls
 # OpenMP.  It is a library of its own, libpinfer-runtime, so that libpinfer
 # and the pinfer tool link no OpenMP runtime and run no constructor.
@@ -57,10 +57,13 @@ LIB_DIRS  := base topology plan launch serve
 LIB_SRC   := $(sort $(wildcard $(LIB_DIRS:%=src/%/*.c)))
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 SERVE_OBJ := $(filter $(B)/obj/serve/%,$(LIB_OBJ))
+# libpinfer-serve: the server (src/server), the only part that links an HTTP library.
+SRV_SRC   := $(sort $(wildcard src/server/*.c))
+SRV_OBJ   := $(SRV_SRC:src/%.c=$(B)/obj/%.o)
 RT_SRC    := $(sort $(wildcard src/runtime/*.c))
 RT_OBJ    := $(RT_SRC:src/%.c=$(B)/obj/%.o)
 SRC_H     := $(wildcard src/*/*.h)
-PUB_H     := include/pinfer.h include/pinfer_runtime.h
+PUB_H     := include/pinfer.h include/pinfer_runtime.h include/pinfer_serve.h
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TOOL_OBJ  := $(TOOL_SRC:tools/%.c=$(B)/obj/tools/%.o)
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
@@ -70,13 +73,14 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 # Static archives in link order, and what linking them needs.
-ARCHIVES  := $(B)/libpinfer-runtime.a $(B)/libpinfer.a
+ARCHIVES  := $(B)/libpinfer-serve.a $(B)/libpinfer-runtime.a $(B)/libpinfer.a
 
 .PHONY: all lib tool tests benches demo check unit golden fuzz tsan install clean style
 all: lib tool tests benches demo
 
 lib: $(B)/libpinfer.a $(B)/libpinfer.so.$(SOVERSION) \
-     $(B)/libpinfer-runtime.a $(B)/libpinfer-runtime.so.$(SOVERSION)
+     $(B)/libpinfer-runtime.a $(B)/libpinfer-runtime.so.$(SOVERSION) \
+     $(B)/libpinfer-serve.a $(B)/libpinfer-serve.so.$(SOVERSION)
 tool: $(B)/pinfer
 tests: $(TEST_BIN)
 benches: $(BENCH_BIN)
@@ -86,9 +90,10 @@ $(B)/obj/%.o: src/%.c $(PUB_H) $(SRC_H)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(RT_OBJ): CFLAGS += $(OPENMP)
-$(SERVE_OBJ): CFLAGS += $(JANSSON_CFLAGS) $(MHD_CFLAGS)
+$(SERVE_OBJ): CFLAGS += $(JANSSON_CFLAGS)
+$(SRV_OBJ): CFLAGS += $(JANSSON_CFLAGS) $(MHD_CFLAGS)
 
-$(B)/obj/tools/%.o: tools/%.c include/pinfer.h $(wildcard tools/*.h)
+$(B)/obj/tools/%.o: tools/%.c $(PUB_H) $(wildcard tools/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(TOOL_CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -99,6 +104,15 @@ $(B)/libpinfer.a: $(LIB_OBJ)
 $(B)/libpinfer-runtime.a: $(RT_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(B)/libpinfer-serve.a: $(SRV_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libpinfer-serve.so.$(SOVERSION): $(SRV_OBJ) $(B)/libpinfer.so.$(SOVERSION)
+	$(CC) -shared -Wl,-soname,libpinfer-serve.so.$(SOVERSION) -Wl,--no-undefined \
+	    $(LDFLAGS) -o $@ $(SRV_OBJ) -L$(B) -lpinfer $(LDLIBS) $(MHD_LIBS)
+	ln -sf libpinfer-serve.so.$(SOVERSION) $(B)/libpinfer-serve.so
 
 $(B)/libpinfer.so.$(SOVERSION): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libpinfer.so.$(SOVERSION) -Wl,--no-undefined $(LDFLAGS) \
@@ -111,17 +125,18 @@ $(B)/libpinfer-runtime.so.$(SOVERSION): $(RT_OBJ) $(B)/libpinfer.so.$(SOVERSION)
 	ln -sf libpinfer-runtime.so.$(SOVERSION) $(B)/libpinfer-runtime.so
 
 # The tool links the static library: one fewer file to find at start-up.
-$(B)/pinfer: $(TOOL_OBJ) $(B)/libpinfer.a
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/libpinfer.a $(LDLIBS)
+$(B)/pinfer: $(TOOL_OBJ) $(B)/libpinfer-serve.a $(B)/libpinfer.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(B)/libpinfer-serve.a $(B)/libpinfer.a $(LDLIBS) \
+	    $(MHD_LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(ARCHIVES) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(OPENMP) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< \
-	    $(ARCHIVES) $(LDFLAGS) $(LDLIBS) -lcmocka
+	    $(ARCHIVES) $(LDFLAGS) $(LDLIBS) $(MHD_LIBS) -lcmocka
 
 $(B)/bench/%: bench/%.c $(ARCHIVES)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(OPENMP) -o $@ $< $(ARCHIVES) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(OPENMP) -o $@ $< $(ARCHIVES) $(LDFLAGS) $(LDLIBS) $(MHD_LIBS)
 
 # The demo workload (OpenMP dense layers) that scripts/demo.sh launches.
 demo: $(B)/pinfer-demo
@@ -139,12 +154,12 @@ golden: $(B)/pinfer
 
 # libFuzzer targets: clang, with ASan and UBSan, linked with the library's sources.
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -Iinclude -Isrc \
-               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS) $(MHD_CFLAGS)
+               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS)
 # The option parser is the tool's: fuzz_options links tools/options.c too.
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(PUB_H) $(SRC_H) tools/options.c tools/options.h
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -Itools -o $@ $< $(LIB_SRC) $(if $(filter fuzz_options,$*),tools/options.c) \
-	    $(HWLOC_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) -lpthread -lm
+	    $(HWLOC_LIBS) $(JANSSON_LIBS) -lpthread -lm
 
 fuzz: $(FUZZ_BIN)
 
@@ -155,11 +170,11 @@ fuzz: $(FUZZ_BIN)
 TSAN_TESTS  := test_executor test_streams
 TSAN_BIN    := $(TSAN_TESTS:%=build-tsan/%)
 TSAN_CFLAGS := -std=c11 -g -O1 -fsanitize=thread -fopenmp -Wall -Wextra -Werror -Iinclude -Isrc \
-               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS) $(MHD_CFLAGS)
+               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS)
 build-tsan/%: tests/unit/%.c $(LIB_SRC) $(RT_SRC) $(PUB_H) $(SRC_H) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	clang $(TSAN_CFLAGS) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< $(LIB_SRC) $(RT_SRC) $(HWLOC_LIBS) \
-	    $(JANSSON_LIBS) $(MHD_LIBS) -lpthread -lm -lcmocka
+	    $(JANSSON_LIBS) -lpthread -lm -lcmocka
 
 tsan: $(TSAN_BIN)
 	@tests/run_tsan.sh $(TSAN_BIN)
@@ -171,14 +186,14 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(B)/pinfer $(DESTDIR)$(PREFIX)/bin/pinfer
-	for lib in libpinfer libpinfer-runtime; do \
+	for lib in libpinfer libpinfer-runtime libpinfer-serve; do \
 	    install -m 644 $(B)/$$lib.a $(DESTDIR)$(LIBDIR)/$$lib.a && \
 	    install -m 755 $(B)/$$lib.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$$lib.so.$(SOVERSION) && \
 	    ln -sf $$lib.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$$lib.so || exit 1; \
 	done
 	install -m 644 $(PUB_H) $(DESTDIR)$(PREFIX)/include/
 	install -m 644 docs/pinfer.1 $(DESTDIR)$(PREFIX)/share/man/man1/pinfer.1
-	for pc in pinfer pinfer-runtime; do \
+	for pc in pinfer pinfer-runtime pinfer-serve; do \
 	    sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	        $$pc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc || exit 1; \
 	done
@@ -199,7 +214,7 @@ PYTHON_CONFIG := $(PYTHON)-config
 PY_MODULE     := $(B)/python/pinfer/_pinfer$(shell $(PYTHON_CONFIG) --extension-suffix 2>/dev/null)
 .PHONY: python
 python: $(PY_MODULE)
-$(PY_MODULE): python/pinfer/_pinfer.c $(ARCHIVES) $(PUB_H)
+$(PY_MODULE): python/pinfer/_pinfer.c $(B)/libpinfer-runtime.a $(B)/libpinfer.a $(PUB_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(shell $(PYTHON_CONFIG) --includes) $(CFLAGS) $(OPENMP) -shared \
-	    -Wl,--exclude-libs,ALL -o $@ $< $(ARCHIVES) $(LDFLAGS) $(LDLIBS)
+	    -Wl,--exclude-libs,ALL -o $@ $< $(B)/libpinfer-runtime.a $(B)/libpinfer.a $(LDFLAGS) $(LDLIBS)

@@ -6,8 +6,9 @@
 
 (or, into Debian's own Python, `/usr/bin/python3 -m pip install --no-build-isolation
 --break-system-packages .`).  The extension is compiled from python/pinfer/_pinfer.c and
-libpinfer's sources (src/*/*.c) in one go, so that no prior `make` is needed; it needs a C
-compiler, pkg-config, libhwloc-dev and libjansson-dev, as `make` does.  The `pinfer` tool (tools/*.c over the
+libpinfer's sources (src/*/*.c but the server) in one go, so that no prior `make` is needed;
+it needs a C compiler, pkg-config, libhwloc-dev and libjansson-dev, and for the tool's server
+libmicrohttpd-dev and libzip-dev, as `make` does.  The `pinfer` tool (tools/*.c over the
 library's sources without the runtime, as the Makefile links build/pinfer) is compiled by the
 same step: one copy goes into the package (pinfer/_tool/pinfer, which `python -m pinfer`
 runs) and one into the environment's bin directory, as the `pinfer` command itself (the
@@ -32,13 +33,18 @@ def version():
         return re.search(r'#define PINFER_VERSION "([^"]+)"', header.read()).group(1)
 
 
-def pkg_config(*args):
-    """pkg-config's words for hwloc and jansson (the Makefile asks it the same)."""
+LIBRARY_PACKAGES = ["hwloc", "jansson"]
+# The server (src/server, in the tool only) adds its HTTP library and libzip.
+SERVER_PACKAGES = ["libmicrohttpd", "libzip"]
+
+
+def pkg_config(*args, packages=LIBRARY_PACKAGES):
+    """pkg-config's words for `packages` (the Makefile asks it the same)."""
     try:
-        out = subprocess.run(["pkg-config"] + list(args) + ["hwloc", "jansson"], check=True,
+        out = subprocess.run(["pkg-config"] + list(args) + packages, check=True,
                              capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return ["-lhwloc", "-ljansson"] if "--libs" in args else []
+        return ["-l" + p.replace("lib", "", 1) for p in packages] if "--libs" in args else []
     return out.split()
 
 
@@ -46,11 +52,14 @@ def relative(paths):
     return [os.path.relpath(p, ROOT) for p in paths]
 
 
-# The tool's programs, and the library it links: libpinfer without the runtime (the
-# Makefile's LIB_DIRS; the tool links no OpenMP).  The tools see the public headers only.
+# The tool's programs, and the libraries it links: libpinfer and libpinfer-serve, without
+# the runtime (the tool links no OpenMP).  The tools see the public headers only.
 TOOL_SOURCES = sorted(glob.glob(os.path.join(ROOT, "tools", "*.c")))
 TOOL_LIBRARY_SOURCES = sorted(p for p in glob.glob(os.path.join(ROOT, "src", "*", "*.c"))
                               if os.path.basename(os.path.dirname(p)) != "runtime")
+# The extension: libpinfer and the runtime, not the server.
+EXTENSION_LIBRARY_SOURCES = sorted(p for p in glob.glob(os.path.join(ROOT, "src", "*", "*.c"))
+                                   if os.path.basename(os.path.dirname(p)) != "server")
 TOOL_DEPENDS = (glob.glob(os.path.join(ROOT, "include", "*.h"))
                 + glob.glob(os.path.join(ROOT, "src", "*", "*.h"))
                 + glob.glob(os.path.join(ROOT, "tools", "*.h")))
@@ -81,7 +90,8 @@ class build_ext_and_tool(build_ext):
         if self.force or newer(target, sources + TOOL_DEPENDS):
             objects_dir = os.path.join(self.build_temp, "tool")
             macros = [("_GNU_SOURCE", None)]
-            flags = ["-std=c11"] + pkg_config("--cflags")
+            flags = ["-std=c11"] + pkg_config("--cflags",
+                                              packages=LIBRARY_PACKAGES + SERVER_PACKAGES)
             objects = self.compiler.compile(relative(TOOL_SOURCES), output_dir=objects_dir,
                                             macros=macros, include_dirs=["include"],
                                             extra_postargs=flags)
@@ -91,7 +101,8 @@ class build_ext_and_tool(build_ext):
                                              extra_postargs=flags)
             self.compiler.link_executable(objects, "pinfer", output_dir=os.path.dirname(target),
                                           libraries=["pthread", "m"],
-                                          extra_postargs=pkg_config("--libs"))
+                                          extra_postargs=pkg_config(
+                                              "--libs", packages=LIBRARY_PACKAGES + SERVER_PACKAGES))
         packaged = os.path.join(self.build_lib, "pinfer", "_tool", "pinfer")
         self.mkpath(os.path.dirname(packaged))
         self.copy_file(target, packaged)
@@ -100,7 +111,7 @@ class build_ext_and_tool(build_ext):
 extension = Extension(
     "pinfer._pinfer",
     sources=relative([os.path.join(ROOT, "python", "pinfer", "_pinfer.c")]
-                     + sorted(glob.glob(os.path.join(ROOT, "src", "*", "*.c")))),
+                     + EXTENSION_LIBRARY_SOURCES),
     include_dirs=["include", "src"],
     depends=relative([os.path.join(ROOT, "include", "pinfer.h")]
                      + glob.glob(os.path.join(ROOT, "src", "*", "*.h"))),

@@ -8,7 +8,7 @@
 #ifndef PF_TOOL_OPTIONS_H
 #define PF_TOOL_OPTIONS_H
 
-#include "pinfer.h"
+#include "pinfer_serve.h"
 
 #include <stdio.h>
 

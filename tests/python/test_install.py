@@ -80,10 +80,63 @@ def build(tmp_path, name, source, flags):
 
 def test_installed_files(prefix):
     for rel in ["usr/bin/pinfer", "usr/include/pinfer.h", "usr/include/pinfer_runtime.h",
+                "usr/include/pinfer_serve.h",
                 "usr/lib/libpinfer.a", "usr/lib/libpinfer.so.0", "usr/lib/libpinfer-runtime.a",
-                "usr/lib/libpinfer-runtime.so.0", "usr/lib/pkgconfig/pinfer.pc",
-                "usr/lib/pkgconfig/pinfer-runtime.pc", "usr/share/man/man1/pinfer.1"]:
+                "usr/lib/libpinfer-runtime.so.0", "usr/lib/libpinfer-serve.a",
+                "usr/lib/libpinfer-serve.so.0", "usr/lib/pkgconfig/pinfer.pc",
+                "usr/lib/pkgconfig/pinfer-runtime.pc", "usr/lib/pkgconfig/pinfer-serve.pc",
+                "usr/share/man/man1/pinfer.1"]:
         assert (prefix / rel).exists(), rel
+
+
+def test_core_library_links_no_http_library(prefix):
+    """The server is a library of its own: a planner links no HTTP library."""
+    deps = needed(prefix / "usr/lib/libpinfer.so.0")
+    assert not [d for d in deps if "microhttpd" in d or "libzip" in d], deps
+    assert [d for d in needed(prefix / "usr/lib/libpinfer-serve.so.0") if "microhttpd" in d]
+
+
+SERVER = r"""
+#include <pinfer_serve.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(void)
+{
+    pf_serve_config *cfg = NULL;
+    char *why = NULL;
+    if (pf_serve_config_parse("", 0, NULL, NULL, &cfg, &why) < 0)
+        return 1;
+    cfg->inference_address->port = cfg->management_address->port = 0;
+    cfg->metrics_address->port = 0;
+    pf_server_options o;
+    pf_server_options_init(&o);
+    o.config = cfg;
+    pf_server *srv = NULL;
+    if (pf_server_create(&o, &srv, &why) < 0) {
+        fprintf(stderr, "%s\n", why);
+        return 1;
+    }
+    int up = pf_server_startup(srv, NULL);
+    printf("%d %d\n", up, pf_server_port(srv, PF_SERVE_INFERENCE) > 0);
+    pf_server_shutdown(srv, true);
+    for (int i = 0; i < 100 && !pf_server_finished(srv); i++)
+        pf_server_step(srv);
+    pf_server_free(srv);
+    pf_serve_config_free(cfg);
+    return 0;
+}
+"""
+
+
+def test_shared_link_of_a_server(prefix, tmp_path):
+    """A program on libpinfer-serve: listens on free ports with no model, ready at once."""
+    flags = pkg_config(prefix, "--cflags", "--libs", "pinfer-serve")
+    exe = build(tmp_path, "server_so", SERVER, flags)
+    env = dict(os.environ, LD_LIBRARY_PATH=str(prefix / "usr/lib"))
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, env=env).stdout
+    assert out == "1 1\n"
+    assert "libpinfer-serve.so.0" in needed(exe)
 
 
 def test_core_library_links_no_openmp(prefix):

@@ -8,7 +8,7 @@
  */
 #include "pf_test.h"
 
-#include "serve/http.h"
+#include "server/http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

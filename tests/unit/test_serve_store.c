@@ -6,7 +6,7 @@
  */
 #include "pf_test.h"
 
-#include "serve/server.h"
+#include "server/server.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -11,7 +11,7 @@
 
 #include "base/util.h"
 #include "serve/frame.h"
-#include "serve/http.h"
+#include "server/http.h"
 #include "serve/serve.h"
 
 #include <jansson.h>

@@ -5,7 +5,7 @@
  * MAR-INF/MANIFEST.json (a .mar read with libzip, or the unpacked layout),
  * and the models of "all".
  */
-#include "serve/server.h"
+#include "server/server.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
  * (docs/serve.md, "Inference API").  A request for a model becomes a job;
  * everything else is answered here.
  */
-#include "serve/server.h"
+#include "server/server.h"
 
 #include "base/json.h"
 #include "serve/multipart.h"

@@ -4,7 +4,7 @@
  * loop in one thread; suspended connections for answers that come from a
  * worker later.
  */
-#include "serve/http.h"
+#include "server/http.h"
 
 #include "base/util.h"
 

@@ -13,7 +13,7 @@
 #ifndef PF_SERVE_HTTP_H
 #define PF_SERVE_HTTP_H
 
-#include "pinfer.h"
+#include "pinfer_serve.h"
 
 #include <stdbool.h>
 #include <stddef.h>

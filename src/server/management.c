@@ -4,7 +4,7 @@
  * "Management API").  Loopback clients only, unless a token is set; with a
  * token every request carries it.
  */
-#include "serve/server.h"
+#include "server/server.h"
 
 #include "base/json.h"
 

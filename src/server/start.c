@@ -3,7 +3,7 @@
  * the first plan of their workers, and where the front end itself runs
  * (docs/serve.md, "Start-up").
  */
-#include "serve/server.h"
+#include "server/server.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -3,7 +3,7 @@
  * format (docs/serve.md, "Metrics"): TorchServe's request and latency
  * counters, and pinfer's own per-worker and per-model figures.
  */
-#include "serve/server.h"
+#include "server/server.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
  * the whole batch travels as one frame.  Every job has a deadline, and
  * pf_server_timeout() is the earliest thing due.
  */
-#include "serve/server.h"
+#include "server/server.h"
 
 #include "base/json.h"
 

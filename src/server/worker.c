@@ -4,7 +4,7 @@
  * re-pinned in place when the plan changes, restarted with back-off when
  * they die (docs/serve.md, "Workers"; docs/worker-protocol.md).
  */
-#include "serve/server.h"
+#include "server/server.h"
 
 #include "base/json.h"
 
