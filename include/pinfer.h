@@ -681,6 +681,62 @@ int pf_supervisor_exit_status(pf_supervisor *sup);
 void pf_supervisor_free(pf_supervisor *sup);
 
 /* ------------------------------------------------------------------------ */
+/* Processes: what /proc says of a process and its threads                   */
+
+/*
+ * One reading of /proc for a process: its threads' counters at one moment.
+ * The reader works on a root folder ("/proc", or a captured tree in tests)
+ * and never fails on what a kernel may lack: a missing field is -1 (or
+ * false / NULL).  A thread or process that vanishes while being read is
+ * left out, not an error.
+ */
+typedef struct pf_proc_thread {
+    int tid;
+    char name[32];           /* from stat, as the kernel truncates it (15 bytes) */
+    char state;              /* R, S, D ... */
+    int cpu;                 /* the CPU it last ran on; -1: unknown */
+    long long utime;         /* clock ticks in user mode; -1: unknown */
+    long long stime;         /* ... in kernel mode */
+    long long nr_migrations; /* sched's se.nr_migrations; -1: the kernel has none */
+    long long exec_ns;       /* sched's se.sum_exec_runtime; -1: unknown */
+    long long run_ns;        /* schedstat: time on a CPU; -1: no schedstat */
+    long long wait_ns;       /* schedstat: time waiting on a run queue */
+    long long voluntary;     /* context switches (status) */
+    long long involuntary;
+    int *cpus_allowed; /* Cpus_allowed_list, ascending */
+    size_t ncpus_allowed;
+} pf_proc_thread;
+
+typedef struct pf_proc_process {
+    int pid;
+    char *command;           /* the command line, arguments joined by spaces ([comm] when empty) */
+    pf_proc_thread *threads; /* ordered by tid */
+    size_t nthreads;
+    int *cpus_allowed; /* the process's own status */
+    size_t ncpus_allowed;
+    int *mems_allowed;
+    size_t nmems_allowed;
+    long long rss_kb;                   /* VmRSS; -1: unknown (a kernel thread) */
+    unsigned long long *memory_by_node; /* bytes resident per node (numa_maps); NULL: unreadable */
+    size_t nnodes;                      /* entries of memory_by_node */
+    char **env;   /* "NAME=value" of the variables that shape threads and allocation
+                     (OMP_NUM_THREADS, OMP_PROC_BIND, OMP_PLACES, KMP_AFFINITY, LD_PRELOAD,
+                     ...), NULL-terminated; NULL when environ cannot be read */
+    char *cgroup; /* its cgroup's path (v2, else the cpuset controller's); NULL: unknown */
+} pf_proc_process;
+
+/*
+ * Read process `pid` under `root` (NULL: "/proc").  -ENOENT when it does
+ * not exist (or vanished), -ENOMEM; nothing else fails: what cannot be read
+ * is left unknown.  Free with pf_proc_process_free().
+ */
+int pf_proc_read(const char *root, int pid, pf_proc_process **out, char **why);
+void pf_proc_process_free(pf_proc_process *proc);
+
+/* The thread `tid` of a reading, or NULL. */
+const pf_proc_thread *pf_proc_thread_of(const pf_proc_process *proc, int tid);
+
+/* ------------------------------------------------------------------------ */
 /* Serving: configuration                                                    */
 
 /*

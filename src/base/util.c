@@ -237,3 +237,30 @@ void pf__format_double(double v, char *buf)
             return;
     }
 }
+
+int pf__strv_take(pf__strv *sv, char *s)
+{
+    if (!s)
+        return -ENOMEM;
+    if (sv->len + 1 >= sv->cap) {
+        size_t cap = sv->cap ? sv->cap * 2 : 8;
+        char **v = realloc(sv->v, cap * sizeof *v);
+        if (!v) {
+            free(s);
+            return -ENOMEM;
+        }
+        sv->v = v;
+        sv->cap = cap;
+    }
+    sv->v[sv->len++] = s;
+    sv->v[sv->len] = NULL;
+    return 0;
+}
+
+void pf__strv_free(pf__strv *sv)
+{
+    for (size_t i = 0; i < sv->len; i++)
+        free(sv->v[i]);
+    free(sv->v);
+    memset(sv, 0, sizeof *sv);
+}

@@ -90,4 +90,15 @@ void pf__buf_free(pf__buf *b);
  */
 void pf__format_double(double v, char *buf);
 
+/* A NULL-terminated growable string array. */
+typedef struct pf__strv {
+    char **v;
+    size_t len;
+    size_t cap;
+} pf__strv;
+
+/* Append s (taken over: freed on failure); 0 or -ENOMEM.  s NULL: -ENOMEM. */
+int pf__strv_take(pf__strv *sv, char *s);
+void pf__strv_free(pf__strv *sv);
+
 #endif /* PF_UTIL_H */

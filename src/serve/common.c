@@ -22,33 +22,6 @@ int pf__serve_fail(char **why, int code, const char *fmt, ...)
     return code;
 }
 
-int pf__strv_take(pf__strv *sv, char *s)
-{
-    if (!s)
-        return -ENOMEM;
-    if (sv->len + 1 >= sv->cap) {
-        size_t cap = sv->cap ? sv->cap * 2 : 8;
-        char **v = realloc(sv->v, cap * sizeof *v);
-        if (!v) {
-            free(s);
-            return -ENOMEM;
-        }
-        sv->v = v;
-        sv->cap = cap;
-    }
-    sv->v[sv->len++] = s;
-    sv->v[sv->len] = NULL;
-    return 0;
-}
-
-void pf__strv_free(pf__strv *sv)
-{
-    for (size_t i = 0; i < sv->len; i++)
-        free(sv->v[i]);
-    free(sv->v);
-    memset(sv, 0, sizeof *sv);
-}
-
 /*
  * The states of shlex.split (posix=True, comments off): between words,
  * in a word, in single quotes, in double quotes.  A word exists from its

@@ -78,15 +78,4 @@ int pf__shell_split(const char *text, char ***argv, size_t *argc, char **why);
  */
 int pf__serve_name_check(const char *what, const char *name, char **why);
 
-/* A NULL-terminated growable string array. */
-typedef struct pf__strv {
-    char **v;
-    size_t len;
-    size_t cap;
-} pf__strv;
-
-/* Append s (taken over: freed on failure); 0 or -ENOMEM.  s NULL: -ENOMEM. */
-int pf__strv_take(pf__strv *sv, char *s);
-void pf__strv_free(pf__strv *sv);
-
 #endif /* PF_SERVE_H */
