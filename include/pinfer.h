@@ -737,6 +737,84 @@ void pf_proc_process_free(pf_proc_process *proc);
 const pf_proc_thread *pf_proc_thread_of(const pf_proc_process *proc, int tid);
 
 /* ------------------------------------------------------------------------ */
+/* Checking: is a process pinned right?  (`pinfer check`, docs/check.md)     */
+
+typedef struct pf_check_options {
+    double duration_s;     /* the sampling window (default 2) */
+    double interval_s;     /* between samples of each thread's CPU (default 0.1) */
+    const char *proc_root; /* NULL: "/proc" */
+    const char *sys_root;  /* for cgroup quotas; NULL: "/" */
+} pf_check_options;
+
+void pf_check_options_init(pf_check_options *opts);
+
+typedef struct pf_check_thread {
+    int tid;
+    char name[32];
+    int *cpus_allowed;
+    size_t ncpus_allowed;
+    int *cpus_seen; /* the CPUs it was seen on at the samples, ascending */
+    size_t ncpus_seen;
+    double cpu_pct;                  /* of one CPU, over the window */
+    long long migrations;            /* in the window (se.nr_migrations, else sampled changes) */
+    long long cross_node_migrations; /* sampled changes of NUMA node */
+    long long cross_socket_migrations;
+    double run_wait_pct;   /* time waiting on a run queue, share of the window; -1: unknown */
+    long long involuntary; /* involuntary context switches in the window; -1: unknown */
+    bool busy;             /* used at least 20% of one CPU */
+} pf_check_thread;
+
+typedef struct pf_check_process {
+    int pid;
+    char *command;
+    int *cpus_allowed;
+    size_t ncpus_allowed;
+    int *mems_allowed;
+    size_t nmems_allowed;
+    unsigned long long *memory_by_node; /* NULL: numa_maps unreadable */
+    size_t nnodes;
+    double local_memory_pct; /* on the nodes its busy threads ran on; -1: unknown */
+    double cpu_quota;        /* the cgroup's, in CPUs; 0: none */
+    char **env;              /* as pf_proc_process's; NULL: unreadable */
+    pf_check_thread *threads;
+    size_t nthreads;
+    size_t busy_threads;
+} pf_check_process;
+
+typedef struct pf_check_finding {
+    const char *code;     /* OVERSUBSCRIBED, FLOATING, SMT_SHARED, OVERLAP, CROSS_NODE,
+                             REMOTE_MEMORY, OVER_QUOTA */
+    const char *severity; /* "warn" or "bad" */
+    int pid;
+    int tid; /* -1: the process as a whole */
+    char *message;
+    char *advice;
+} pf_check_finding;
+
+typedef struct pf_check_report {
+    double window_s;
+    pf_check_process *processes;
+    size_t nprocesses;
+    pf_check_finding *findings;
+    size_t nfindings;
+    char **ok; /* one line per process without a finding, "OK: ..." (NULL-terminated) */
+} pf_check_report;
+
+/*
+ * Sample the processes over the window on the live topology and judge
+ * their placement.  A process or thread that exits during the window is
+ * kept as last seen (or left out when it is gone before the first sample).
+ * -ENOENT with *why when none of the pids exists, -EINVAL for bad options,
+ * -ENOMEM.  Free with pf_check_report_free().
+ */
+int pf_check_run(const pf_topology *topo, const int *pids, size_t npids,
+                 const pf_check_options *opts, pf_check_report **out, char **why);
+void pf_check_report_free(pf_check_report *report);
+
+/* The report as `pinfer check --json` writes it (docs/check.md).  0 or -ENOMEM. */
+int pf_check_report_to_json(const pf_check_report *report, char **out);
+
+/* ------------------------------------------------------------------------ */
 /* Serving: configuration                                                    */
 
 /*

@@ -62,7 +62,11 @@ enum opt_id {
     O_PYTHON,
     O_FRONTEND_CPUS,
     O_TOKEN_FILE,
-    O_FOREGROUND
+    O_FOREGROUND,
+    O_CHILDREN,
+    O_ALL,
+    O_DURATION,
+    O_INTERVAL
 };
 
 /* The longest grace period PINFER_GRACE_MS may ask for: an hour. */
@@ -73,14 +77,15 @@ enum opt_id {
 #define FOR_PLAN (1u << CMD_PLAN)
 #define FOR_TOPO (1u << CMD_TOPO)
 #define FOR_SERVE (1u << CMD_SERVE)
+#define FOR_CHECK (1u << CMD_CHECK)
 #define FOR_LAUNCH (FOR_RUN | FOR_PLAN)
 /* The launcher's options that also shape `pinfer serve`'s workers. */
 #define FOR_WORKERS (FOR_LAUNCH | FOR_SERVE)
 
 /* The help's headings, in the order they are printed. */
-enum group { G_SERVE, G_INSTANCES, G_ENVIRONMENT, G_PROGRAM, G_OTHER, NGROUPS };
-static const char *const GROUP_NAMES[NGROUPS] = {"Serving", "Instances", "Environment", "Program",
-                                                 "Other"};
+enum group { G_SERVE, G_CHECK, G_INSTANCES, G_ENVIRONMENT, G_PROGRAM, G_OTHER, NGROUPS };
+static const char *const GROUP_NAMES[NGROUPS] = {"Serving",     "Checking", "Instances",
+                                                 "Environment", "Program",  "Other"};
 
 /*
  * One row per option: its spellings (the first is canonical; '_' for '-'
@@ -97,6 +102,10 @@ typedef struct option_spec {
 } option_spec;
 
 static const option_spec OPTIONS[] = {
+    {{"--children"}, "PID", O_CHILDREN, FOR_CHECK, G_CHECK, "the processes under PID"},
+    {{"--all"}, NULL, O_ALL, FOR_CHECK, G_CHECK, "every process with a busy thread"},
+    {{"--duration"}, "S", O_DURATION, FOR_CHECK, G_CHECK, "the sampling window (default 2)"},
+    {{"--interval"}, "S", O_INTERVAL, FOR_CHECK, G_CHECK, "between samples (default 0.1)"},
     {{"--model-store"},
      "DIR",
      O_MODEL_STORE,
@@ -318,12 +327,12 @@ static const option_spec OPTIONS[] = {
      FOR_LAUNCH | FOR_TOPO | FOR_SERVE,
      G_OTHER,
      "an lscpu/hwloc XML file or synthetic:\"...\""},
-    {{"--json"}, NULL, O_JSON, FOR_PLAN | FOR_TOPO, G_OTHER, "machine-readable output"},
+    {{"--json"}, NULL, O_JSON, FOR_PLAN | FOR_TOPO | FOR_CHECK, G_OTHER, "machine-readable output"},
 };
 
 #define NOPTIONS (sizeof OPTIONS / sizeof *OPTIONS)
 
-static const char *const COMMAND_NAMES[] = {"run", "plan", "topo", "serve"};
+static const char *const COMMAND_NAMES[] = {"run", "plan", "topo", "serve", "check"};
 
 void tool_options_help(tool_command command, FILE *out)
 {
@@ -419,6 +428,11 @@ static int parse_range(const char *name, const char *text, int lo, int hi, int *
     return 0;
 }
 
+static int parse_range_pid(const char *name, const char *text, int *out, char **why)
+{
+    return parse_range(name, text, 1, 1 << 30, out, why);
+}
+
 static int apply_serve(tool_serve_options *s, const option_spec *spec, const char *name,
                        const char *value, char **why)
 {
@@ -450,6 +464,19 @@ static int apply_serve(tool_serve_options *s, const option_spec *spec, const cha
     case O_FOREGROUND: return 0;
     default: return usage_error(why, "internal error: unhandled option %s", name);
     }
+}
+
+/* Seconds for check: a decimal number in (0, 3600]. */
+static int parse_seconds(const char *name, const char *text, double *out, char **why)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (!*text || *end || errno || !(v > 0) || v > 3600 || text[0] == ' ')
+        return usage_error(why, "%s: '%s' is not a number of seconds above 0 and at most 3600",
+                           name, text);
+    *out = v;
+    return 0;
 }
 
 typedef struct choices_seen {
@@ -531,6 +558,10 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
         return 0;
     case O_JSON: o->json = true; return 0;
     case O_FAIL_FAST: o->fail_fast = true; return 0;
+    case O_CHILDREN: return parse_range_pid(name, value, &o->children_of, why);
+    case O_ALL: o->all = true; return 0;
+    case O_DURATION: return parse_seconds(name, value, &o->duration_s, why);
+    case O_INTERVAL: return parse_seconds(name, value, &o->interval_s, why);
     default: return apply_serve(&o->serve, spec, name, value, why);
     }
     return usage_error(why, "internal error: unhandled option %s", name);
@@ -657,6 +688,11 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
     if (i < argc) {
         o->program = &argv[i];
         o->nprogram = argc - i;
+    }
+    if (command == CMD_CHECK) {
+        int ways = (o->program != NULL) + (o->children_of > 0) + o->all;
+        if (ways != 1)
+            return usage_error(why, "check: give PIDs, --children PID or --all (one of them)");
     }
     if (command == CMD_TOPO && o->program)
         return usage_error(why, "topo: unexpected argument '%s'", o->program[0]);

@@ -12,7 +12,7 @@
 
 #include <stdio.h>
 
-typedef enum tool_command { CMD_RUN, CMD_PLAN, CMD_TOPO, CMD_SERVE } tool_command;
+typedef enum tool_command { CMD_RUN, CMD_PLAN, CMD_TOPO, CMD_SERVE, CMD_CHECK } tool_command;
 
 #define TOOL_MAX_MODEL_ARGS 64
 
@@ -52,7 +52,11 @@ typedef struct tool_options {
     char **program; /* PROGRAM and its arguments (NULL-terminated), or NULL */
     int nprogram;
     tool_serve_options serve;
-    char **argv; /* the command line parsed (argv[0]: the command's name) */
+    int children_of;   /* check --children PID; 0: not given */
+    bool all;          /* check --all */
+    double duration_s; /* check --duration; 0: the default */
+    double interval_s; /* check --interval; 0: the default */
+    char **argv;       /* the command line parsed (argv[0]: the command's name) */
     int argc;
 } tool_options;
 

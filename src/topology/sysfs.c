@@ -1025,13 +1025,23 @@ static int cgroup_quota(reader *r, const char *self, double *quota, char **why)
 
 int pf__sysfs_cgroup_quota(const char *root, double *quota, char **why)
 {
+    return pf__sysfs_cgroup_quota_of(root, NULL, quota, why);
+}
+
+int pf__sysfs_cgroup_quota_of(const char *root, const char *cgroup_text, double *quota, char **why)
+{
     *quota = 0;
     reader r;
     char *self = NULL;
     int rc = reader_open(&r, root, why);
     if (rc < 0)
         return rc;
-    rc = read_self_cgroup(&r, &self, why);
+    if (cgroup_text)
+        self = strdup(cgroup_text);
+    else
+        rc = read_self_cgroup(&r, &self, why);
+    if (rc == 0 && cgroup_text && !self)
+        rc = pf__fail(why, -ENOMEM, "out of memory");
     if (rc == 0)
         rc = cgroup_quota(&r, self, quota, why);
     free(self);

@@ -122,5 +122,7 @@ int pf__sysfs_cgroup_cpus(const char *root, int **cpus, size_t *count, char **wh
  * -ENOMEM.  The live sources (sysfs and hwloc) both read the quota here.
  */
 int pf__sysfs_cgroup_quota(const char *root, double *quota, char **why);
+/* The same for another process: cgroup_text is its /proc/PID/cgroup (NULL: this process's). */
+int pf__sysfs_cgroup_quota_of(const char *root, const char *cgroup_text, double *quota, char **why);
 
 #endif /* PF_TOPOLOGY_H */

@@ -133,7 +133,8 @@ static void numa_expected(const char *root, int pid, unsigned long long out[2])
         char *k = strstr(line, "kernelpagesize_kB=");
         if (k)
             sscanf(k + 18, "%llu", &kb);
-        for (char *w = strtok(line, " \n"); w; w = strtok(NULL, " \n")) {
+        char *save = NULL;
+        for (char *w = strtok_r(line, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
             unsigned node;
             unsigned long long pages;
             if (sscanf(w, "N%u=%llu", &node, &pages) == 2 && node < 2)
