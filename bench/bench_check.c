@@ -42,7 +42,7 @@ static double cpu_s(void)
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 1000;
+    long n = argc > 1 ? strtol(argv[1], NULL, 10) : 1000;
     if (n < 1 || n > 100000) {
         fprintf(stderr, "bench_check: THREADS from 1 to 100000\n");
         return 2;

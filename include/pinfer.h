@@ -811,6 +811,13 @@ int pf_check_run(const pf_topology *topo, const int *pids, size_t npids,
                  const pf_check_options *opts, pf_check_report **out, char **why);
 void pf_check_report_free(pf_check_report *report);
 
+/*
+ * The findings and OK lines of a report whose processes and threads are
+ * filled in (busy, cpus_seen, migrations ...): what pf_check_run() does after
+ * sampling, pure, on any topology.  Sets local_memory_pct.  0 or -ENOMEM.
+ */
+int pf_check_judge(const pf_topology *topo, pf_check_report *report);
+
 /* The report as `pinfer check --json` writes it (docs/check.md).  0 or -ENOMEM. */
 int pf_check_report_to_json(const pf_check_report *report, char **out);
 

@@ -116,7 +116,7 @@ static void sample(const pf_topology *topo, const char *root, int pid, tracks *t
         th.cpu = -1;
         if (pf__proc_parse_stat(buf, n, &th) < 0)
             continue;
-        track *k = find_track(t, pid, atoi(e->d_name), true);
+        track *k = find_track(t, pid, (int)strtol(e->d_name, NULL, 10), true);
         if (k)
             see(topo, k, th.cpu);
     }
@@ -332,36 +332,60 @@ static void judge_process(const pf_topology *topo, pf_check_process *p, double w
     pf__ivec_free(&nodes);
 }
 
-/* Two busy threads on one core's siblings while an allowed core was idle. */
+/*
+ * Two busy threads seen on different SMT siblings of one core while a core in
+ * their allowed CPUs had no busy thread: per process, and across processes.
+ */
 static void judge_smt(const pf_topology *topo, const pf_check_report *r, findings *f)
 {
     for (size_t a = 0; a < r->nprocesses; a++) {
         const pf_check_process *p = &r->processes[a];
-        pf__ivec allowed = {0}, seen = {0}, cores_used = {0};
+        size_t shared = 0;
+        pf__ivec allowed = {0}, used = {0};
         busy_union(p, false, &allowed);
-        busy_union(p, true, &seen);
-        for (size_t i = 0; i < seen.len; i++) {
-            const pf_cpu_info *c = pf_topology_cpu(topo, seen.v[i]);
-            if (c)
-                pf__ivec_push(&cores_used, c->core_first);
-        }
-        size_t distinct_seen_cores = cores_used.len;
-        pf__ivec_sort_unique(&cores_used);
+        for (size_t x = 0; x < r->nprocesses; x++) /* cores any busy thread was seen on */
+            for (size_t i = 0; i < r->processes[x].nthreads; i++) {
+                const pf_check_thread *t = &r->processes[x].threads[i];
+                for (size_t k = 0; t->busy && k < t->ncpus_seen; k++) {
+                    const pf_cpu_info *c = pf_topology_cpu(topo, t->cpus_seen[k]);
+                    if (c)
+                        pf__ivec_push(&used, c->core_first);
+                }
+            }
+        pf__ivec_sort_unique(&used);
         bool idle_core = false;
         for (size_t i = 0; i < allowed.len && !idle_core; i++) {
             const pf_cpu_info *c = pf_topology_cpu(topo, allowed.v[i]);
-            idle_core = c && !pf__sorted_has(cores_used.v, cores_used.len, c->core_first);
+            idle_core = c && !pf__sorted_has(used.v, used.len, c->core_first);
         }
-        if (distinct_seen_cores > cores_used.len && idle_core && p->busy_threads > 1 &&
-            p->busy_threads <= cores_used.len + 1 + (allowed.len - seen.len))
+        /* Pairs of this process's busy threads (and others') on two siblings of a core. */
+        for (size_t i = 0; idle_core && i < p->nthreads; i++) {
+            const pf_check_thread *t = &p->threads[i];
+            bool counted = false;
+            for (size_t x = 0; t->busy && !counted && x < r->nprocesses; x++)
+                for (size_t j = 0; !counted && j < r->processes[x].nthreads; j++) {
+                    const pf_check_thread *u = &r->processes[x].threads[j];
+                    if (!u->busy || u == t)
+                        continue;
+                    for (size_t k = 0; !counted && k < t->ncpus_seen; k++)
+                        for (size_t m = 0; !counted && m < u->ncpus_seen; m++) {
+                            const pf_cpu_info *c = pf_topology_cpu(topo, t->cpus_seen[k]);
+                            const pf_cpu_info *d = pf_topology_cpu(topo, u->cpus_seen[m]);
+                            counted = c && d && c->cpu != d->cpu &&
+                                      c->core_first == d->core_first && c->socket == d->socket;
+                        }
+                }
+            shared += counted;
+        }
+        if (shared)
             add(f, "SMT_SHARED", "warn", p->pid, -1,
                 pf__strdupf("one thread per physical core: pinfer run plans on cores, not "
                             "siblings (unless --use-logical-cores)"),
-                "busy threads ran on SMT siblings of %zu cores while an allowed core had none",
-                distinct_seen_cores - cores_used.len);
+                "%zu busy thread%s ran on the SMT sibling of another busy thread's CPU while "
+                "an allowed core had none",
+                shared, shared == 1 ? "" : "s");
         pf__ivec_free(&allowed);
-        pf__ivec_free(&seen);
-        pf__ivec_free(&cores_used);
+        pf__ivec_free(&used);
     }
 }
 
@@ -419,6 +443,31 @@ static char *ok_line(const pf_topology *topo, const pf_check_process *p)
     pf__ivec_free(&seen);
     pf__ivec_free(&nodes);
     return line;
+}
+
+int pf_check_judge(const pf_topology *topo, pf_check_report *r)
+{
+    findings f = {0};
+    for (size_t i = 0; i < r->nprocesses; i++)
+        judge_process(topo, &r->processes[i], r->window_s, &f);
+    judge_smt(topo, r, &f);
+    judge_overlap(r, &f);
+    r->findings = f.v;
+    r->nfindings = f.len;
+    if (f.failed)
+        return -ENOMEM;
+    r->ok = calloc(r->nprocesses + 1, sizeof *r->ok);
+    if (!r->ok)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < r->nprocesses; i++) {
+        bool found = false;
+        for (size_t k = 0; k < r->nfindings; k++)
+            found |= r->findings[k].pid == r->processes[i].pid;
+        if (!found && !(r->ok[n++] = ok_line(topo, &r->processes[i])))
+            return -ENOMEM;
+    }
+    return 0;
 }
 
 /* ---- the run -------------------------------------------------------------- */
@@ -528,7 +577,6 @@ int pf_check_run(const pf_topology *topo, const int *pids, size_t npids,
     pf_proc_process **last = calloc(npids ? npids : 1, sizeof *last);
     pf_check_report *r = calloc(1, sizeof *r);
     tracks t = {0};
-    findings f = {0};
     int rc = first && last && r ? 0 : -ENOMEM;
     size_t alive = 0;
     double start = now_s();
@@ -573,30 +621,8 @@ int pf_check_run(const pf_topology *topo, const int *pids, size_t npids,
         rc = build_process(topo, &o, first[i], last[i], &t, window, &r->processes[r->nprocesses]);
         r->nprocesses++;
     }
-    if (rc == 0) {
-        for (size_t i = 0; i < r->nprocesses; i++)
-            judge_process(topo, &r->processes[i], window, &f);
-        judge_smt(topo, r, &f);
-        judge_overlap(r, &f);
-        r->findings = f.v;
-        r->nfindings = f.len;
-        f.v = NULL;
-        if (f.failed)
-            rc = -ENOMEM;
-    }
-    if (rc == 0) {
-        r->ok = calloc(r->nprocesses + 1, sizeof *r->ok);
-        size_t n = 0;
-        for (size_t i = 0; r->ok && i < r->nprocesses; i++) {
-            bool found = false;
-            for (size_t k = 0; k < r->nfindings; k++)
-                found |= r->findings[k].pid == r->processes[i].pid;
-            if (!found && !(r->ok[n++] = ok_line(topo, &r->processes[i])))
-                rc = -ENOMEM;
-        }
-        if (!r->ok)
-            rc = -ENOMEM;
-    }
+    if (rc == 0)
+        rc = pf_check_judge(topo, r);
     for (size_t i = 0; i < npids && first; i++)
         pf_proc_process_free(first[i]);
     for (size_t i = 0; i < npids && last; i++)
