@@ -5,6 +5,7 @@
  * JSON report.  Exit 0 without findings, 1 with, 2 for a usage error.
  */
 #include "tool.h"
+#include "watch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -198,6 +199,20 @@ static int cmd_check(const tool_options *o)
         opts.interval_s = o->interval_s;
     if (opts.interval_s > opts.duration_s)
         opts.interval_s = opts.duration_s;
+    if (o->watch) {
+        if (o->duration_s <= 0)
+            opts.duration_s = 1.0; /* one frame a second */
+        if (opts.interval_s > opts.duration_s)
+            opts.interval_s = opts.duration_s;
+        rc = tool_watch(topo, list.v, list.len, &opts, &why);
+        free(list.v);
+        pf_topology_free(topo);
+        if (rc == -ENOTTY)
+            return tool_fail(false, -EINVAL,
+                             strdup("check --watch draws on a terminal: standard output is "
+                                    "not one (use --json to record)"));
+        return rc < 0 ? tool_fail(false, rc, why) : 0;
+    }
     pf_check_report *report = NULL;
     rc = pf_check_run(topo, list.v, list.len, &opts, &report, &why);
     free(list.v);

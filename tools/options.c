@@ -66,7 +66,8 @@ enum opt_id {
     O_CHILDREN,
     O_ALL,
     O_DURATION,
-    O_INTERVAL
+    O_INTERVAL,
+    O_WATCH
 };
 
 /* The longest grace period PINFER_GRACE_MS may ask for: an hour. */
@@ -106,6 +107,7 @@ static const option_spec OPTIONS[] = {
     {{"--all"}, NULL, O_ALL, FOR_CHECK, G_CHECK, "every process with a busy thread"},
     {{"--duration"}, "S", O_DURATION, FOR_CHECK, G_CHECK, "the sampling window (default 2)"},
     {{"--interval"}, "S", O_INTERVAL, FOR_CHECK, G_CHECK, "between samples (default 0.1)"},
+    {{"--watch"}, NULL, O_WATCH, FOR_CHECK, G_CHECK, "a live map of the CPUs until Ctrl-C"},
     {{"--model-store"},
      "DIR",
      O_MODEL_STORE,
@@ -560,6 +562,7 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
     case O_FAIL_FAST: o->fail_fast = true; return 0;
     case O_CHILDREN: return parse_range_pid(name, value, &o->children_of, why);
     case O_ALL: o->all = true; return 0;
+    case O_WATCH: o->watch = true; return 0;
     case O_DURATION: return parse_seconds(name, value, &o->duration_s, why);
     case O_INTERVAL: return parse_seconds(name, value, &o->interval_s, why);
     default: return apply_serve(&o->serve, spec, name, value, why);
@@ -693,6 +696,8 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
         int ways = (o->program != NULL) + (o->children_of > 0) + o->all;
         if (ways != 1)
             return usage_error(why, "check: give PIDs, --children PID or --all (one of them)");
+        if (o->watch && o->json)
+            return usage_error(why, "check: --watch and --json cannot be used together");
     }
     if (command == CMD_TOPO && o->program)
         return usage_error(why, "topo: unexpected argument '%s'", o->program[0]);

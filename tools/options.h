@@ -54,6 +54,7 @@ typedef struct tool_options {
     tool_serve_options serve;
     int children_of;   /* check --children PID; 0: not given */
     bool all;          /* check --all */
+    bool watch;        /* check --watch */
     double duration_s; /* check --duration; 0: the default */
     double interval_s; /* check --interval; 0: the default */
     char **argv;       /* the command line parsed (argv[0]: the command's name) */

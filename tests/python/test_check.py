@@ -144,3 +144,47 @@ def test_usage_errors():
                               timeout=30)
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def tmux(*args):
+    return subprocess.run(["tmux", "-L", "pinfer-test"] + list(args), capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_watch_in_a_terminal(procs):
+    """--watch as a person sees it: in tmux (80x30), the map, the legend and the findings on
+    screen, redrawn; Ctrl-C leaves the shell's screen as it was and exits 0."""
+    cpu = allowed_cpus()[0]
+    a, b = spin(procs, [cpu], seconds=15), spin(procs, [cpu], seconds=15)
+    wait_busy()
+    tmux("kill-server")
+    try:
+        assert tmux("new-session", "-d", "-s", "w", "-x", "80", "-y", "30",
+                    "bash --norc --noprofile").returncode == 0
+        tmux("send-keys", "-t", "w", "clear; echo BEFORE; %s check --watch %d %d; echo EXIT=$?"
+             % (pinfer_path(), a.pid, b.pid), "Enter")
+        screen, deadline = "", time.time() + 15
+        while time.time() < deadline and "frame 2" not in screen:
+            time.sleep(0.5)
+            screen = tmux("capture-pane", "-t", "w", "-p").stdout
+        assert "frame 2" in screen, screen
+        assert "socket 0 (node" in screen
+        assert "A = process %d" % a.pid in screen and "B = process %d" % b.pid in screen
+        assert "OVERLAP" in screen
+        assert "%d[" % cpu in screen  # the CPU's cell
+        assert all(len(l) <= 80 for l in screen.splitlines())
+        tmux("send-keys", "-t", "w", "C-c")
+        deadline = time.time() + 10
+        while time.time() < deadline and "EXIT=" not in screen:
+            time.sleep(0.5)
+            screen = tmux("capture-pane", "-t", "w", "-p").stdout
+        assert "EXIT=0" in screen, screen
+        assert "BEFORE" in screen and "socket 0" not in screen  # the map is gone
+    finally:
+        tmux("kill-server")
+
+
+def test_watch_needs_a_terminal():
+    proc = subprocess.run([pinfer_path(), "check", "--watch", str(os.getpid())],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "terminal" in proc.stderr
