@@ -127,10 +127,9 @@ static const char *judge(pf_check_report *r)
                 codes[i] = codes[k];
                 codes[k] = x;
             }
-    for (size_t i = 0; i < n; i++) {
-        strcat(out, i ? "," : "");
-        strcat(out, codes[i]);
-    }
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(out + used, sizeof out - used, "%s%s", i ? "," : "", codes[i]);
     return out;
 }
 
