@@ -8,7 +8,6 @@
 
 #include "base/json.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -965,45 +964,23 @@ void pf__worker_free(pf_server *srv, pf__worker *w)
 
 long pf__worker_rss_kb(const pf__worker *w)
 {
-    if (w->pid <= 0)
+    pf_proc_process *p = NULL;
+    if (w->pid <= 0 || pf_proc_read(NULL, (int)w->pid, &p, NULL) < 0)
         return -1;
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)w->pid);
-    FILE *f = fopen(path, "re");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
+    long kb = (long)p->rss_kb;
+    pf_proc_process_free(p);
     return kb;
 }
 
 long pf__worker_migrations(const pf__worker *w)
 {
-    if (w->pid <= 0)
-        return -1;
-    char path[96], line[256];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)w->pid);
-    DIR *d = opendir(path);
-    if (!d)
+    pf_proc_process *p = NULL;
+    if (w->pid <= 0 || pf_proc_read(NULL, (int)w->pid, &p, NULL) < 0)
         return -1;
     long total = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%.16s/sched", (int)w->pid, e->d_name);
-        FILE *f = fopen(path, "re");
-        long n;
-        while (f && fgets(line, sizeof line, f))
-            if (sscanf(line, "se.nr_migrations : %ld", &n) == 1) {
-                total += n;
-                break;
-            }
-        if (f)
-            fclose(f);
-    }
-    closedir(d);
+    for (size_t i = 0; i < p->nthreads; i++)
+        if (p->threads[i].nr_migrations > 0)
+            total += (long)p->threads[i].nr_migrations;
+    pf_proc_process_free(p);
     return total;
 }

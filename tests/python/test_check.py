@@ -188,3 +188,18 @@ def test_watch_needs_a_terminal():
     proc = subprocess.run([pinfer_path(), "check", "--watch", str(os.getpid())],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "terminal" in proc.stderr
+
+
+def test_thread_exiting_mid_window(procs):
+    """A thread that ends inside the window: the check goes on, without it."""
+    code = ("import threading, time\n"
+            "def short():\n    e = time.time() + 0.6\n    while time.time() < e: pass\n"
+            "t = threading.Thread(target=short); t.start()\n"
+            "e = time.time() + 6\nwhile time.time() < e: time.sleep(0.01)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    procs.append(p)
+    time.sleep(0.4)
+    status, report, err = check(str(p.pid))
+    assert status in (0, 1), err
+    assert len(report["processes"]) == 1
+    assert len(report["processes"][0]["threads"]) == 1  # the short thread is gone

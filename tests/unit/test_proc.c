@@ -202,6 +202,18 @@ static void test_read_two_sockets(void **state)
     pf_proc_process_free(p);
 }
 
+static void test_read_unreadable_files(void **state)
+{
+    (void)state;
+    pf_proc_process *p = NULL;
+    char *why = NULL;
+    assert_int_equal(pf_proc_read(fixture_root("noenv"), 4242, &p, &why), 0);
+    assert_null(p->env);
+    assert_null(p->memory_by_node);
+    assert_int_equal(p->nthreads, 3);
+    pf_proc_process_free(p);
+}
+
 static void test_read_live(void **state)
 {
     (void)state;
@@ -235,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_cgroup),
         cmocka_unit_test(test_read_captured),
         cmocka_unit_test(test_read_two_sockets),
+        cmocka_unit_test(test_read_unreadable_files),
         cmocka_unit_test(test_read_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
