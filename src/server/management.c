@@ -18,33 +18,36 @@
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000
 
-/* A query number: absent -> dflt; bad -> -1 with a 400 sent. */
-static long query_int(pf__http_request *req, const char *name, long lo, long hi, long dflt)
+/*
+ * A query number in *out: absent -> dflt.  false when it is bad, with the 400
+ * sent: callers chain them with && so that one request gets one answer.
+ */
+static bool query_int(pf__http_request *req, const char *name, long lo, long hi, long dflt,
+                      long *out)
 {
     const char *text = pf__http_query(req, name);
-    if (!text)
-        return dflt;
-    long v;
-    if (pf__parse_int(text, strlen(text), lo, hi, &v) < 0) {
+    *out = dflt;
+    if (text && pf__parse_int(text, strlen(text), lo, hi, out) < 0) {
         pf__reply_ts_error(req, 400, "%s='%s': a whole number from %ld to %ld is needed", name,
                            text, lo, hi);
-        return -1;
+        return false;
     }
-    return v;
+    return true;
 }
 
-/* A query boolean: absent -> dflt; bad -> -1 with a 400 sent. */
-static int query_bool(pf__http_request *req, const char *name, int dflt)
+/* A query boolean in *out, as query_int. */
+static bool query_bool(pf__http_request *req, const char *name, bool dflt, bool *out)
 {
     const char *text = pf__http_query(req, name);
+    *out = dflt;
     if (!text)
-        return dflt;
-    if (strcasecmp(text, "true") == 0)
-        return 1;
-    if (strcasecmp(text, "false") == 0)
-        return 0;
+        return true;
+    if (strcasecmp(text, "true") == 0 || strcasecmp(text, "false") == 0) {
+        *out = strcasecmp(text, "true") == 0;
+        return true;
+    }
     pf__reply_ts_error(req, 400, "%s='%s': true or false", name, text);
-    return -1;
+    return false;
 }
 
 static void reply_status(pf__http_request *req, int code, const char *fmt, ...) PF__PRINTF(3, 4);
@@ -67,9 +70,9 @@ static void reply_status(pf__http_request *req, int code, const char *fmt, ...)
 
 static void list_models(pf_server *srv, pf__http_request *req)
 {
-    long limit = query_int(req, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT);
-    long start = query_int(req, "next_page_token", 0, 1L << 30, 0);
-    if (limit < 0 || start < 0)
+    long limit, start;
+    if (!query_int(req, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit) ||
+        !query_int(req, "next_page_token", 0, 1L << 30, 0, &start))
         return;
     pf__json w;
     pf__json_init(&w);
@@ -288,12 +291,13 @@ static void register_model(pf_server *srv, pf__http_request *req)
     }
     const pf_serve_config *cfg = srv->opts.config;
     long dflt = cfg->default_workers_per_model > 0 ? cfg->default_workers_per_model : 1;
-    long workers = query_int(req, "initial_workers", 0, 4096, dflt);
-    long batch = query_int(req, "batch_size", 1, 1 << 20, 0);
-    long delay = query_int(req, "max_batch_delay", 0, 3600000, -1);
-    long timeout = query_int(req, "response_timeout", 1, 1 << 24, 0);
-    int sync = query_bool(req, "synchronous", 0);
-    if (workers < 0 || batch < 0 || delay < -1 || timeout < 0 || sync < 0)
+    long workers, batch, delay, timeout; /* batch, timeout 0 and delay -1: not given */
+    bool sync;
+    if (!query_int(req, "initial_workers", 0, 4096, dflt, &workers) ||
+        !query_int(req, "batch_size", 1, 1 << 20, 0, &batch) ||
+        !query_int(req, "max_batch_delay", 0, 3600000, -1, &delay) ||
+        !query_int(req, "response_timeout", 1, 1 << 24, 0, &timeout) ||
+        !query_bool(req, "synchronous", false, &sync))
         return;
     const char *name = pf__http_query(req, "model_name");
     char *why = NULL;
@@ -352,9 +356,10 @@ static void register_model(pf_server *srv, pf__http_request *req)
 
 static void scale_model(pf_server *srv, pf__http_request *req, pf__model *m)
 {
-    long n = query_int(req, "min_worker", 0, 4096, 1);
-    int sync = query_bool(req, "synchronous", 0);
-    if (n < 0 || sync < 0)
+    long n;
+    bool sync;
+    if (!query_int(req, "min_worker", 0, 4096, 1, &n) ||
+        !query_bool(req, "synchronous", false, &sync))
         return;
     /* max_worker is TorchServe's autoscaling bound: the server keeps min_worker workers. */
     char *why = NULL;

@@ -899,6 +899,10 @@ BAD_MANAGEMENT = [
     ("POST", "/models?url=missing.pt", 404, "missing.pt"),
     ("POST", "/models?url=lin.pt", 409, "lin"),
     ("POST", "/models?url=lin.pt&model_name=bad%20name", 400, "name"),
+    # A bad value after good ones: one answer, nothing registered.
+    ("POST", "/models?url=lin.pt&model_name=other&max_batch_delay=-5", 400, "max_batch_delay"),
+    ("POST", "/models?url=lin.pt&model_name=other&batch_size=0&response_timeout=0", 400,
+     "batch_size"),
     ("GET", "/elsewhere", 404, "no such endpoint"),
 ]
 
