@@ -490,11 +490,9 @@ static double process_quota(const pf_check_options *o, int pid)
     return quota;
 }
 
-static int build_process(const pf_topology *topo, const pf_check_options *o,
-                         const pf_proc_process *p0, const pf_proc_process *p1, tracks *t,
-                         double window, pf_check_process *out)
+static int build_process(const pf_check_options *o, const pf_proc_process *p0,
+                         const pf_proc_process *p1, tracks *t, double window, pf_check_process *out)
 {
-    (void)topo;
     const pf_proc_process *last = p1 ? p1 : p0;
     memset(out, 0, sizeof *out);
     out->pid = last->pid;
@@ -618,7 +616,7 @@ int pf_check_run(const pf_topology *topo, const int *pids, size_t npids,
     for (size_t i = 0; rc == 0 && i < npids; i++) {
         if (!first[i])
             continue;
-        rc = build_process(topo, &o, first[i], last[i], &t, window, &r->processes[r->nprocesses]);
+        rc = build_process(&o, first[i], last[i], &t, window, &r->processes[r->nprocesses]);
         r->nprocesses++;
     }
     if (rc == 0)

@@ -47,7 +47,7 @@ struct pf__http_request {
     uint64_t started_us; /* its headers were read */
 };
 
-static struct MHD_Response *make_response(int status, const char *content_type,
+static struct MHD_Response *make_response(const char *content_type,
                                           const pf__http_header_field *headers, size_t nheaders,
                                           void *body, size_t len)
 {
@@ -59,7 +59,6 @@ static struct MHD_Response *make_response(int status, const char *content_type,
     }
     if (!len)
         free(body);
-    (void)status;
     if (content_type)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (size_t i = 0; i < nheaders; i++)
@@ -70,7 +69,7 @@ static struct MHD_Response *make_response(int status, const char *content_type,
 int pf__http_respond(pf__http_request *req, int status, const char *content_type,
                      const pf__http_header_field *headers, size_t nheaders, void *body, size_t len)
 {
-    struct MHD_Response *r = make_response(status, content_type, headers, nheaders, body, len);
+    struct MHD_Response *r = make_response(content_type, headers, nheaders, body, len);
     if (req->deferred) {
         /* Resumed: the access handler is called again and queues it. */
         req->response = r;

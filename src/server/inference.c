@@ -160,14 +160,6 @@ static int make_job(pf__http_request *req, pf__api api, pf__job **out, char **wh
     return 0;
 }
 
-static void reply_api_error(pf__http_request *req, pf__api api, int status, const char *msg)
-{
-    if (api == PF__API_PREDICTIONS)
-        pf__reply_ts_error(req, status, "%s", msg);
-    else
-        pf__reply_error(req, status, "%s", msg);
-}
-
 /* Find the model and queue the request for it. */
 static void infer(pf_server *srv, pf__http_request *req, pf__api api, const char *name,
                   const char *version)
@@ -177,7 +169,7 @@ static void infer(pf_server *srv, pf__http_request *req, pf__api api, const char
         char *msg = version && pf__server_find(srv, name, NULL)
                         ? pf__strdupf("Model version not found: %s/%s", name, version)
                         : pf__strdupf("Model not found: %s", name);
-        reply_api_error(req, api, 404, msg ? msg : "Model not found");
+        pf__reply_api_error(req, api, 404, msg ? msg : "Model not found");
         free(msg);
         return;
     }
@@ -185,7 +177,7 @@ static void infer(pf_server *srv, pf__http_request *req, pf__api api, const char
         char *msg = pf__strdupf("model %s has no worker: scale it up first "
                                 "(PUT /models/%s?min_worker=1 on the management address)",
                                 m->name, m->name);
-        reply_api_error(req, api, 503, msg ? msg : "no worker");
+        pf__reply_api_error(req, api, 503, msg ? msg : "no worker");
         free(msg);
         return;
     }
@@ -193,13 +185,13 @@ static void infer(pf_server *srv, pf__http_request *req, pf__api api, const char
     char *why = NULL;
     int rc = make_job(req, api, &job, &why);
     if (rc < 0) {
-        reply_api_error(req, api, rc == -ENOMEM ? 500 : 400, why ? why : "out of memory");
+        pf__reply_api_error(req, api, rc == -ENOMEM ? 500 : 400, why ? why : "out of memory");
         free(why);
         return;
     }
     rc = pf__server_submit(srv, m, job, &why);
     if (rc < 0) {
-        reply_api_error(req, api, 503, why ? why : "cannot queue the request");
+        pf__reply_api_error(req, api, 503, why ? why : "cannot queue the request");
         free(why);
         pf__job_free(job);
     }

@@ -50,24 +50,6 @@ static bool query_bool(pf__http_request *req, const char *name, bool dflt, bool 
     return false;
 }
 
-static void reply_status(pf__http_request *req, int code, const char *fmt, ...) PF__PRINTF(3, 4);
-static void reply_status(pf__http_request *req, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *msg = pf__vstrdupf(fmt, ap);
-    va_end(ap);
-    pf__json w;
-    pf__json_init(&w);
-    pf__json_begin_object(&w);
-    pf__json_member_string(&w, "status", msg ? msg : "");
-    pf__json_end_object(&w);
-    char *out = NULL;
-    pf__json_finish(&w, &out);
-    free(msg);
-    pf__reply_json(req, code, out);
-}
-
 static void list_models(pf_server *srv, pf__http_request *req)
 {
     long limit, start;
@@ -143,8 +125,7 @@ static void describe_worker(pf__json *j, const pf__worker *w)
         pf__json_member_string(j, "startTime", when);
     }
     pf__json_member_string(j, "status", state_name(w));
-    long rss = pf__worker_rss_kb(w);
-    pf__json_member_int(j, "memoryUsage", rss > 0 ? rss * 1024 : 0);
+    pf__json_member_int(j, "memoryUsage", w->proc_rss_kb > 0 ? w->proc_rss_kb * 1024 : 0);
     pf__json_member_int(j, "pid", w->pid > 0 ? w->pid : -1);
     pf__json_key(j, "gpu");
     pf__json_bool(j, false);
@@ -189,8 +170,10 @@ static void describe(pf_server *srv, pf__http_request *req, const char *name, co
         pf__json_member_int(&j, "queued", (long long)m->queued);
         pf__json_key(&j, "workers");
         pf__json_begin_array(&j);
-        for (size_t k = 0; k < m->nworkers; k++)
+        for (size_t k = 0; k < m->nworkers; k++) {
+            pf__worker_read_proc(m->workers[k]);
             describe_worker(&j, m->workers[k]);
+        }
         pf__json_end_array(&j);
         pf__json_end_object(&j);
     }
@@ -348,10 +331,10 @@ static void register_model(pf_server *srv, pf__http_request *req)
         pf__server_schedule(srv);
         return;
     }
-    reply_status(req, sync ? 200 : 202,
-                 "Model \"%s\" Version: %s registered with %ld initial "
-                 "workers%s",
-                 m->name, m->version, workers, sync || !workers ? "" : " (starting)");
+    pf__reply_status(req, sync ? 200 : 202,
+                     "Model \"%s\" Version: %s registered with %ld initial "
+                     "workers%s",
+                     m->name, m->version, workers, sync || !workers ? "" : " (starting)");
 }
 
 static void scale_model(pf_server *srv, pf__http_request *req, pf__model *m)
@@ -376,10 +359,10 @@ static void scale_model(pf_server *srv, pf__http_request *req, pf__model *m)
         wait_for(srv, req, m, (size_t)n, false);
         return;
     }
-    reply_status(req, sync ? 200 : 202,
-                 sync ? "Workers scaled to %ld for model: %s"
-                      : "Processing worker updates: %ld for model %s",
-                 n, m->name);
+    pf__reply_status(req, sync ? 200 : 202,
+                     sync ? "Workers scaled to %ld for model: %s"
+                          : "Processing worker updates: %ld for model %s",
+                     n, m->name);
 }
 
 static void unregister_model(pf_server *srv, pf__http_request *req, pf__model *m)
@@ -396,7 +379,7 @@ static void unregister_model(pf_server *srv, pf__http_request *req, pf__model *m
     pf__model_remove(srv, m);
     pf__ivec_free(&m->share); /* its cores are free for the next model */
     pf__server_log(srv, PF_LOG_INFO, "model %s unregistered", name ? name : "?");
-    reply_status(req, 200, "Model \"%s\" unregistered", name ? name : "?");
+    pf__reply_status(req, 200, "Model \"%s\" unregistered", name ? name : "?");
     free(name);
 }
 

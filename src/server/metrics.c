@@ -83,6 +83,14 @@ static long worker_restarts(const pf__worker *w)
 {
     return (long)w->restarts;
 }
+static long worker_migrations(const pf__worker *w)
+{
+    return w->proc_migrations;
+}
+static long worker_rss_kb(const pf__worker *w)
+{
+    return w->proc_rss_kb;
+}
 
 void pf__metrics_handle(void *ctx, pf__http_request *req)
 {
@@ -95,6 +103,10 @@ void pf__metrics_handle(void *ctx, pf__http_request *req)
         pf__reply_error(req, 405, "/metrics: use GET");
         return;
     }
+    /* One reading of each worker's /proc for the figures below. */
+    for (size_t i = 0; i < srv->nmodels; i++)
+        for (size_t k = 0; k < srv->models[i]->nworkers; k++)
+            pf__worker_read_proc(srv->models[i]->workers[k]);
     pf__buf b = {0};
     per_model(&b, srv, "ts_inference_requests_total", "counter",
               "Requests answered by the model's workers.", requests_total);
@@ -135,11 +147,11 @@ void pf__metrics_handle(void *ctx, pf__http_request *req)
                "CPUs the worker is bound to (label cpus: which; 0: not bound).", true, worker_cpus);
     per_worker(&b, srv, "pinfer_worker_migrations_total", "counter",
                "Moves of the worker's threads between CPUs (se.nr_migrations, all threads).", false,
-               pf__worker_migrations);
+               worker_migrations);
     per_worker(&b, srv, "pinfer_worker_restarts_total", "counter",
                "Times the worker was restarted.", false, worker_restarts);
     per_worker(&b, srv, "pinfer_worker_memory_kilobytes", "gauge",
-               "The worker's resident memory (VmRSS).", false, pf__worker_rss_kb);
+               "The worker's resident memory (VmRSS).", false, worker_rss_kb);
     char *out = NULL;
     if (pf__buf_take(&b, &out) < 0) {
         pf__reply_error(req, 500, "out of memory");

@@ -81,18 +81,24 @@ static const char *ts_error_type(int status)
     }
 }
 
-void pf__reply_ts_error(pf__http_request *req, int status, const char *fmt, ...)
+/*
+ * Answer a JSON object of one string member, key: the formatted message;
+ * with TorchServe's "code" and "type" before it when ts_error.
+ */
+static void reply_message(pf__http_request *req, int status, bool ts_error, const char *key,
+                          const char *fmt, va_list ap) PF__PRINTF(5, 0);
+static void reply_message(pf__http_request *req, int status, bool ts_error, const char *key,
+                          const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     char *msg = pf__vstrdupf(fmt, ap);
-    va_end(ap);
     pf__json w;
     pf__json_init(&w);
     pf__json_begin_object(&w);
-    pf__json_member_int(&w, "code", status);
-    pf__json_member_string(&w, "type", ts_error_type(status));
-    pf__json_member_string(&w, "message", msg ? msg : "out of memory");
+    if (ts_error) {
+        pf__json_member_int(&w, "code", status);
+        pf__json_member_string(&w, "type", ts_error_type(status));
+    }
+    pf__json_member_string(&w, key, msg ? msg : "out of memory");
     pf__json_end_object(&w);
     char *out = NULL;
     pf__json_finish(&w, &out);
@@ -100,21 +106,28 @@ void pf__reply_ts_error(pf__http_request *req, int status, const char *fmt, ...)
     pf__reply_json(req, status, out);
 }
 
+void pf__reply_ts_error(pf__http_request *req, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_message(req, status, true, "message", fmt, ap);
+    va_end(ap);
+}
+
 void pf__reply_error(pf__http_request *req, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *msg = pf__vstrdupf(fmt, ap);
+    reply_message(req, status, false, "error", fmt, ap);
     va_end(ap);
-    pf__json w;
-    pf__json_init(&w);
-    pf__json_begin_object(&w);
-    pf__json_member_string(&w, "error", msg ? msg : "out of memory");
-    pf__json_end_object(&w);
-    char *out = NULL;
-    pf__json_finish(&w, &out);
-    free(msg);
-    pf__reply_json(req, status, out);
+}
+
+void pf__reply_status(pf__http_request *req, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_message(req, status, false, "status", fmt, ap);
+    va_end(ap);
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -145,12 +158,12 @@ static void count_answer(pf__model *m, int status)
 }
 
 /* An error as the job's API writes it. */
-static void reply_job_error(pf__job *job, int status, const char *msg)
+void pf__reply_api_error(pf__http_request *req, pf__api api, int status, const char *msg)
 {
-    if (job->api == PF__API_PREDICTIONS)
-        pf__reply_ts_error(job->http, status, "%s", msg);
+    if (api == PF__API_PREDICTIONS)
+        pf__reply_ts_error(req, status, "%s", msg);
     else
-        pf__reply_error(job->http, status, "%s", msg);
+        pf__reply_error(req, status, "%s", msg);
 }
 
 static void job_done(pf_server *srv, pf__job *job)
@@ -166,7 +179,7 @@ void pf__job_fail(pf_server *srv, pf__job *job, int status, const char *fmt, ...
     char *msg = pf__vstrdupf(fmt, ap);
     va_end(ap);
     if (job->http) {
-        reply_job_error(job, status, msg ? msg : "error");
+        pf__reply_api_error(job->http, job->api, status, msg ? msg : "error");
         count_answer(job->model, status);
         job->http = NULL;
     }
@@ -259,7 +272,7 @@ void pf__job_finish_part(pf_server *srv, pf__job *job, size_t part)
     for (size_t i = 0; i < job->nparts; i++) {
         const pf__job_part *p = &job->parts[i];
         if (p->status >= 400) {
-            reply_job_error(job, p->status, p->error ? p->error : "error");
+            pf__reply_api_error(job->http, job->api, p->status, p->error ? p->error : "error");
             count_answer(m, p->status);
             job->http = NULL;
             job_done(srv, job);
@@ -274,7 +287,8 @@ void pf__job_finish_part(pf_server *srv, pf__job *job, size_t part)
     if (job->nparts == 1) {
         pf__job_part *p = &job->parts[0];
         if (p->body_len > limit) {
-            reply_job_error(job, 500, "the response is larger than max_response_size");
+            pf__reply_api_error(job->http, job->api, 500,
+                                "the response is larger than max_response_size");
             count_answer(m, 500);
         } else {
             int n = answer_headers(p, job->handler_us, server_us, headers, 32, us_text, &owned);
@@ -288,14 +302,15 @@ void pf__job_finish_part(pf_server *srv, pf__job *job, size_t part)
         int n = answer_headers(NULL, job->handler_us, server_us, headers, 32, us_text, &owned);
         if (list && strlen(list) > limit) {
             free(list);
-            reply_job_error(job, 500, "the response is larger than max_response_size");
+            pf__reply_api_error(job->http, job->api, 500,
+                                "the response is larger than max_response_size");
             count_answer(m, 500);
         } else if (list) {
             pf__http_respond(job->http, 200, "application/json", headers, (size_t)n, list,
                              strlen(list));
             count_answer(m, 200);
         } else {
-            reply_job_error(job, 500, "out of memory");
+            pf__reply_api_error(job->http, job->api, 500, "out of memory");
         }
     }
     json_decref(owned);
@@ -504,21 +519,13 @@ void pf__server_check_waiters(pf_server *srv)
                                "started");
             done = true;
         } else if (pf__model_ready_workers(m) >= wt->target) {
-            char *msg =
-                wt->registering
-                    ? pf__strdupf("Model \"%s\" Version: %s registered with %zu initial "
-                                  "workers",
-                                  m->name, m->version, wt->target)
-                    : pf__strdupf("Workers scaled to %zu for model: %s", wt->target, m->name);
-            pf__json w;
-            pf__json_init(&w);
-            pf__json_begin_object(&w);
-            pf__json_member_string(&w, "status", msg);
-            pf__json_end_object(&w);
-            char *out = NULL;
-            pf__json_finish(&w, &out);
-            free(msg);
-            pf__reply_json(wt->http, 200, out);
+            if (wt->registering)
+                pf__reply_status(wt->http, 200,
+                                 "Model \"%s\" Version: %s registered with %zu initial workers",
+                                 m->name, m->version, wt->target);
+            else
+                pf__reply_status(wt->http, 200, "Workers scaled to %zu for model: %s", wt->target,
+                                 m->name);
             done = true;
         } else if (m->load_error && !m->ever_ready) {
             pf__reply_ts_error(wt->http, 500, "model %s cannot be loaded: %s", m->name,

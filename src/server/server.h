@@ -92,6 +92,8 @@ struct pf__worker {
     uint64_t restart_us;
     char *load_error; /* READY's error */
     uint64_t batches, requests;
+    long proc_rss_kb;     /* VmRSS at the last pf__worker_read_proc(); -1: unknown */
+    long proc_migrations; /* se.nr_migrations of all its threads, then */
 };
 
 /* A management request waiting for workers (synchronous register and scale). */
@@ -207,8 +209,8 @@ void pf__worker_kill(pf__worker *w);
 void pf__worker_due(pf_server *srv, pf__worker *w, uint64_t now);
 void pf__worker_free(pf_server *srv, pf__worker *w);
 void pf__model_sweep(pf_server *srv, pf__model *m);
-long pf__worker_rss_kb(const pf__worker *w);
-long pf__worker_migrations(const pf__worker *w);
+/* One reading of the worker's /proc: proc_rss_kb and proc_migrations (-1: unknown). */
+void pf__worker_read_proc(pf__worker *w);
 
 /* Remove a folder and what it holds, links not followed.  NULL: no-op. */
 void pf__remove_tree(const char *path);
@@ -229,5 +231,9 @@ void pf__reply_json(pf__http_request *req, int status, char *json);
 void pf__reply_ts_error(pf__http_request *req, int status, const char *fmt, ...) PF__PRINTF(3, 4);
 /* {"error": message}. */
 void pf__reply_error(pf__http_request *req, int status, const char *fmt, ...) PF__PRINTF(3, 4);
+/* An error as the API writes it: TorchServe's object for /predictions, else {"error"}. */
+void pf__reply_api_error(pf__http_request *req, pf__api api, int status, const char *msg);
+/* {"status": message}: the management API's answers. */
+void pf__reply_status(pf__http_request *req, int status, const char *fmt, ...) PF__PRINTF(3, 4);
 
 #endif /* PF_SERVE_SERVER_H */

@@ -962,25 +962,16 @@ void pf__worker_free(pf_server *srv, pf__worker *w)
 
 /* ---- what /proc says of a worker ------------------------------------------- */
 
-long pf__worker_rss_kb(const pf__worker *w)
+void pf__worker_read_proc(pf__worker *w)
 {
+    w->proc_rss_kb = w->proc_migrations = -1;
     pf_proc_process *p = NULL;
     if (w->pid <= 0 || pf_proc_read(NULL, (int)w->pid, &p, NULL) < 0)
-        return -1;
-    long kb = (long)p->rss_kb;
-    pf_proc_process_free(p);
-    return kb;
-}
-
-long pf__worker_migrations(const pf__worker *w)
-{
-    pf_proc_process *p = NULL;
-    if (w->pid <= 0 || pf_proc_read(NULL, (int)w->pid, &p, NULL) < 0)
-        return -1;
-    long total = 0;
+        return;
+    w->proc_rss_kb = (long)p->rss_kb;
+    w->proc_migrations = 0;
     for (size_t i = 0; i < p->nthreads; i++)
         if (p->threads[i].nr_migrations > 0)
-            total += (long)p->threads[i].nr_migrations;
+            w->proc_migrations += (long)p->threads[i].nr_migrations;
     pf_proc_process_free(p);
-    return total;
 }
