@@ -822,6 +822,203 @@ int pf_check_judge(const pf_topology *topo, pf_check_report *report);
 int pf_check_report_to_json(const pf_check_report *report, char **out);
 
 /* ------------------------------------------------------------------------ */
+/* Benchmarking: histograms, the load generator, reports (docs/bench.md)     */
+
+/*
+ * A latency histogram with bounded relative error (HdrHistogram's design:
+ * buckets of doubling width, each split into 2^precision_bits linear
+ * sub-buckets), so that a percentile of any number of samples costs a walk
+ * of a few thousand counters, not a sort.  Values are integers (the load
+ * generator records microseconds) from 0 to `highest`; a larger value is
+ * recorded as `highest` and counted in pf_histogram_clamped().  Every value
+ * reported is within 1 / 2^precision_bits of a recorded one (0.1% at 10).
+ */
+typedef struct pf_histogram pf_histogram;
+
+/* highest >= 2; precision_bits 1-14.  -EINVAL, -ENOMEM.  Free with pf_histogram_free(). */
+int pf_histogram_create(long long highest, int precision_bits, pf_histogram **out);
+void pf_histogram_free(pf_histogram *h);
+/* Record `count` samples of `value` (negative values are recorded as 0). */
+void pf_histogram_record(pf_histogram *h, long long value, long long count);
+/* Add src's samples to dst: both made with the same highest and precision, else -EINVAL. */
+int pf_histogram_add(pf_histogram *dst, const pf_histogram *src);
+void pf_histogram_reset(pf_histogram *h);
+long long pf_histogram_count(const pf_histogram *h);
+long long pf_histogram_clamped(const pf_histogram *h);
+/* The smallest and largest recorded value (as its bucket reports it); 0 when empty. */
+long long pf_histogram_min(const pf_histogram *h);
+long long pf_histogram_max(const pf_histogram *h);
+double pf_histogram_mean(const pf_histogram *h);
+/*
+ * The value at percentile pct (0-100): the smallest bucket value v such that
+ * at least pct% of the samples are <= v, reported as the bucket's highest
+ * equivalent value (never below the true percentile).  0 when empty.
+ */
+long long pf_histogram_percentile(const pf_histogram *h, double pct);
+
+/*
+ * The built-in load generator: HTTP/1.1 over keep-alive connections to one
+ * URL, event-driven (epoll), in `threads` threads each with its share of the
+ * connections.  Closed loop (rate 0): every connection sends its next
+ * request when the answer to the last arrives.  Open loop (rate > 0):
+ * requests are due on a fixed schedule (rate per second over all threads);
+ * a request waits for a free connection when all are busy, and its latency
+ * counts from the time it was due, so a stall of the server is never hidden
+ * (no coordinated omission).  A connection the server closes is reopened.
+ */
+typedef struct pf_load_progress {
+    double elapsed_s;    /* since the measured phase began (negative in warm-up) */
+    long long completed; /* answers in the measured phase */
+    long long failed;    /* answers not 2xx plus connection errors, measured phase */
+    double rate;         /* answers per second over the last interval */
+} pf_load_progress;
+
+typedef struct pf_load_options {
+    const char *url;    /* "http://HOST:PORT/PATH" (IPv4, [IPv6] or a name) */
+    const char *method; /* NULL: "POST" when there is a body, else "GET" */
+    const void *body;   /* sent with every request; NULL: none */
+    size_t body_len;
+    const char *content_type; /* NULL: application/octet-stream when there is a body */
+    int connections;          /* >= 1 (default 16): closed loop's concurrency */
+    int threads;              /* >= 1 (default 1); more than connections is reduced */
+    double rate;              /* requests per second, open loop; 0: closed loop */
+    double warmup_s;          /* load first, not measured (default 0) */
+    double duration_s;        /* the measured phase; 0: until `requests` (default 10) */
+    long long requests;       /* stop after this many measured answers; 0: no limit */
+    double timeout_s;         /* one request's limit: then it fails, its connection is
+                                 reopened (default 30) */
+    /* Called about every progress_interval_s (default 0.5) from the thread that
+       called pf_load_run(), never concurrently; NULL: none.  Return false to stop. */
+    bool (*progress)(const pf_load_progress *p, void *ctx);
+    void *ctx;
+    double progress_interval_s;
+} pf_load_options;
+
+void pf_load_options_init(pf_load_options *opts);
+
+typedef struct pf_load_result {
+    double elapsed_s;    /* the measured phase */
+    long long completed; /* answers received in it (any status) */
+    long long ok;        /* 2xx */
+    long long status_4xx, status_5xx, status_other;
+    long long errors; /* connect, reset, timeout or unparsable answers */
+    long long bytes_received;
+    double throughput;     /* ok / elapsed_s */
+    pf_histogram *latency; /* microseconds, answers of the measured phase (any status) */
+    char *first_error;     /* the first error seen, one line; NULL: none */
+} pf_load_result;
+
+/*
+ * Run the load.  Errors before any request (-EINVAL with *why for a bad URL
+ * or options, a name that does not resolve; -ENOMEM): nothing returned.
+ * Once running, failures are counted in the result, never returned.  A
+ * server that cannot be connected to at all gives a result with errors and
+ * no answers.  Free with pf_load_result_free().
+ */
+int pf_load_run(const pf_load_options *opts, pf_load_result **out, char **why);
+void pf_load_result_free(pf_load_result *res);
+
+/*
+ * Apache Bench's report (`ab` standard output), as TorchServe's benchmark
+ * reads it.  Fields ab did not print are -1.
+ */
+typedef struct pf_ab_result {
+    long long complete;    /* "Complete requests" */
+    long long failed;      /* "Failed requests" */
+    long long non_2xx;     /* "Non-2xx responses" (0 when absent) */
+    double time_taken_s;   /* "Time taken for tests" */
+    double requests_per_s; /* "Requests per second" */
+    double mean_ms;        /* "Time per request" (the first, mean over concurrency) */
+    /* "Percentage of the requests served within a certain time (ms)": */
+    double p50_ms, p66_ms, p75_ms, p80_ms, p90_ms, p95_ms, p98_ms, p99_ms, p100_ms;
+} pf_ab_result;
+
+/* Parse ab's output.  -EINVAL with *why when it holds no "Complete requests" line. */
+int pf_ab_parse(const char *text, size_t len, pf_ab_result *out, char **why);
+
+/*
+ * Per-CPU time from /proc/stat: for each "cpuN" line, busy (user, nice,
+ * system, irq, softirq, steal) and total (busy + idle + iowait) clock ticks.
+ */
+typedef struct pf_cpu_times {
+    int cpu;
+    unsigned long long busy;
+    unsigned long long total;
+} pf_cpu_times;
+
+/* Parse a /proc/stat text.  *out ascending by cpu.  -EINVAL (no cpuN line), -ENOMEM. */
+int pf_cpu_times_parse(const char *text, size_t len, pf_cpu_times **out, size_t *n, char **why);
+/* Read root/stat (root NULL: "/proc") and parse it. */
+int pf_cpu_times_read(const char *root, pf_cpu_times **out, size_t *n, char **why);
+
+/*
+ * What `pinfer bench` measured: the data of bench.json, bench.csv and
+ * report.html.  Times in milliseconds; a figure that was not measured is
+ * -1 (program mode has no latencies).
+ */
+typedef struct pf_bench_cdf_point {
+    double pct; /* 0-100 */
+    double ms;
+} pf_bench_cdf_point;
+
+/* A heat map: each CPU's busy share (0-100) in each sampling interval. */
+typedef struct pf_bench_cpu_map {
+    double interval_s;
+    size_t nsamples;
+    size_t ncpus;
+    int *cpus;    /* the CPUs, ascending */
+    double *busy; /* nsamples rows of ncpus: busy[s * ncpus + c] */
+} pf_bench_cpu_map;
+
+typedef struct pf_bench_config {
+    char *name;        /* "default", "threads", "pinned", "pinned+jemalloc" ... */
+    char *description; /* one line: what the configuration sets */
+    char *command;     /* the command line it ran, shell-quoted */
+    char *error;       /* NULL: measured; else why it could not be (one line) */
+    int workers;
+    int threads;        /* per worker or instance (OMP_NUM_THREADS) */
+    double duration_s;  /* the measured phase */
+    long long requests; /* completed (programs: runs completed) */
+    long long failed;
+    double throughput; /* per second, in the report's unit */
+    double mean_ms, p50_ms, p90_ms, p99_ms, max_ms;
+    pf_bench_cdf_point *cdf; /* latency CDF, ascending; NULL in program mode */
+    size_t ncdf;
+    double cpu_pct;          /* the machine's CPU use over the phase, % of all CPUs */
+    double migrations_per_s; /* over the workers' busy threads; -1: unknown */
+    double cross_node_migrations_per_s;
+    double run_wait_pct;     /* the busy threads' mean share of time waiting to run */
+    long long smt_shared;    /* busy threads seen on a core's two siblings at once */
+    double local_memory_pct; /* the workers' memory on their nodes; -1: unknown */
+    char **findings;         /* "CODE: message", NULL-terminated (NULL: none) */
+    size_t nfindings;
+    pf_bench_cpu_map cpu_map; /* nsamples 0: not sampled */
+} pf_bench_config;
+
+typedef struct pf_bench_report {
+    char *mode;      /* "serve" or "program" */
+    char *unit;      /* "req/s", or the program's metric ("inferences/s") */
+    char *target;    /* the model (serving) or the program's command line */
+    char *load;      /* how it was driven: "builtin closed loop, 16 connections" ... */
+    char *machine;   /* one line: sockets, cores, CPUs, the model name of the CPU */
+    char *started;   /* ISO 8601 UTC */
+    char *command;   /* the pinfer bench command line */
+    char *plan_json; /* the pinned configuration's `pinfer plan --json` document; NULL: none */
+    pf_bench_config *configs;
+    size_t nconfigs;
+    char *verdict; /* one line */
+} pf_bench_report;
+
+/* Free what a report holds (the strings and arrays of every field), not the report itself. */
+void pf_bench_report_clear(pf_bench_report *report);
+/* bench.json (docs/bench.md).  0 or -ENOMEM. */
+int pf_bench_report_to_json(const pf_bench_report *report, char **out);
+/* bench.csv: TorchServe's ab_report.csv columns where they apply, one row per configuration. */
+int pf_bench_report_to_csv(const pf_bench_report *report, char **out);
+/* report.html: one self-contained page, inline SVG, no script, nothing fetched.  0 or -ENOMEM. */
+int pf_bench_report_to_html(const pf_bench_report *report, char **out);
+
+/* ------------------------------------------------------------------------ */
 /* Serving: configuration                                                    */
 
 /*
