@@ -920,7 +920,8 @@ void pf_load_result_free(pf_load_result *res);
 
 /*
  * Apache Bench's report (`ab` standard output), as TorchServe's benchmark
- * reads it.  Fields ab did not print are -1.
+ * reads it.  Fields ab did not print, or printed as no plain non-negative
+ * number, are -1; when a key is on two lines, the first counts.
  */
 typedef struct pf_ab_result {
     long long complete;    /* "Complete requests" */
@@ -933,7 +934,11 @@ typedef struct pf_ab_result {
     double p50_ms, p66_ms, p75_ms, p80_ms, p90_ms, p95_ms, p98_ms, p99_ms, p100_ms;
 } pf_ab_result;
 
-/* Parse ab's output.  -EINVAL with *why when it holds no "Complete requests" line. */
+/*
+ * Parse ab's output: lines in any order, "\n" or "\r\n"; *out is filled
+ * either way.  -EINVAL with *why when it holds no "Complete requests" line
+ * with a count (ab stopped before its report).
+ */
 int pf_ab_parse(const char *text, size_t len, pf_ab_result *out, char **why);
 
 /*
@@ -946,9 +951,13 @@ typedef struct pf_cpu_times {
     unsigned long long total;
 } pf_cpu_times;
 
-/* Parse a /proc/stat text.  *out ascending by cpu.  -EINVAL (no cpuN line), -ENOMEM. */
+/*
+ * Parse a /proc/stat text (any kernel's: 4 to 10 columns).  *out ascending
+ * by cpu, with gaps where CPUs are offline; free() it.  -EINVAL (no cpuN
+ * line, or one that is malformed or repeated), -ENOMEM: nothing returned.
+ */
 int pf_cpu_times_parse(const char *text, size_t len, pf_cpu_times **out, size_t *n, char **why);
-/* Read root/stat (root NULL: "/proc") and parse it. */
+/* Read root/stat (root NULL: "/proc") and parse it; -errno with *why when it cannot be read. */
 int pf_cpu_times_read(const char *root, pf_cpu_times **out, size_t *n, char **why);
 
 /*
