@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages pinfer needs to build, test and run its demo,
 # only those missing (apt-get update only when something is).  Debian 12, root.
+#
+#   bash scripts/setup.sh           what building and the demo need
+#   bash scripts/setup.sh --test    and what only the tests need (scripts/test.sh):
+#                                   chromium, which renders `pinfer bench`'s report.html
 set -eu
 packages=(
     build-essential pkg-config make clang clang-format libclang-rt-14-dev
@@ -11,6 +15,16 @@ packages=(
     python3-dev python3-torch python3-torchvision python3-numpy
     python3-pip python3-setuptools python3-venv python3-yaml
 )
+test_packages=(chromium)
+for arg in "$@"; do
+    case $arg in
+    --test) packages+=("${test_packages[@]}") ;;
+    *)
+        echo "setup: error: unknown argument '$arg' (usage: setup.sh [--test])" >&2
+        exit 2
+        ;;
+    esac
+done
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

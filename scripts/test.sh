@@ -32,7 +32,7 @@
 # the status is non-zero when M is.
 set -u
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh || exit 1
+bash scripts/setup.sh --test || exit 1
 
 summary=()
 total_passed=0
