@@ -10,7 +10,7 @@ packages=(
     build-essential pkg-config make clang clang-format libclang-rt-14-dev
     libhwloc-dev hwloc libudev-dev libcmocka-dev libjansson-dev
     libgoogle-perftools-dev libjemalloc-dev libomp-dev numactl
-    libmicrohttpd-dev libzip-dev apache2-utils curl tmux
+    libmicrohttpd-dev libzip-dev apache2-utils wrk curl tmux
     python3 python3-pytest python3-requests python3-pil python3-fastapi python3-uvicorn
     python3-dev python3-torch python3-torchvision python3-numpy
     python3-pip python3-setuptools python3-venv python3-yaml
