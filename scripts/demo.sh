@@ -1,47 +1,24 @@
 #!/usr/bin/env bash
-# The main job on a built-in workload: set up, build, show the machine and the
-# plan, then run the seed tutorials' experiment with pinfer-demo (OpenMP dense
-# layers): N instances started naively (unpinned, each with OpenMP's default
-# thread count: oversubscribed) against `pinfer run --ninstances N` (pinned,
-# one core each, memory bound, tcmalloc and Intel OpenMP preloaded when found).
+# The main job on a built-in workload: set up, build, show the machine, then run the
+# case study's experiment with `pinfer bench`: a pinfer serve server with one worker per
+# physical core (at most 4) serving torchvision's ResNet-18 (random weights: nothing is
+# downloaded) under the same load in three configurations - default (unbound, a thread
+# per physical core in every worker), threads (unbound, each worker its share of the
+# cores) and pinned (pinfer's plan) - and print the table, the verdict and where the
+# report (report.html, bench.json, bench.csv) is.  About two minutes on 2 cores.
 #
-#   bash scripts/demo.sh            (PF_DEMO_SECONDS=5 to run longer)
+#   bash scripts/demo.sh [pinfer bench OPTIONS]     (e.g. --duration 60, --arch resnet50)
 set -eu
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-make -j2 build/pinfer build/pinfer-demo >/dev/null
-pinfer=build/pinfer
-demo=build/pinfer-demo
-seconds=${PF_DEMO_SECONDS:-3}
-n=$(nproc)
+make -j2 build/pinfer >/dev/null
+# The workers are Python: Debian's interpreter (it has torch) and the package of python/.
+export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+export PINFER_PYTHON=${PINFER_PYTHON:-/usr/bin/python3}
 
 echo
 echo "\$ pinfer topo"
-"$pinfer" topo
+build/pinfer topo
 echo
-echo "\$ pinfer plan --ninstances $n --no-python -- $demo"
-"$pinfer" plan --ninstances "$n" --no-python -- "$demo"
-
-sum() { awk '/inferences\/s/ { for (i = 1; i <= NF; i++) if ($(i+1) == "inferences/s") s += $i } END { printf "%.1f", s }'; }
-
-echo
-echo "== $n instances, unpinned, default OpenMP threads ($seconds s)"
-unpinned_log=$(mktemp)
-for _ in $(seq "$n"); do
-    "$demo" --seconds "$seconds" >>"$unpinned_log" &
-done
-wait
-cat "$unpinned_log"
-echo
-echo "== \$ pinfer run --ninstances $n --no-python $demo --seconds $seconds"
-pinned_log=$(mktemp)
-"$pinfer" run --ninstances "$n" --no-python "$demo" --seconds "$seconds" >"$pinned_log"
-cat "$pinned_log"
-
-unpinned=$(sum <"$unpinned_log")
-pinned=$(sum <"$pinned_log")
-rm -f "$unpinned_log" "$pinned_log"
-echo
-echo "unpinned: $unpinned inferences/s"
-echo "pinned:   $pinned inferences/s"
-awk -v p="$pinned" -v u="$unpinned" 'BEGIN { printf "ratio:    %.2fx (pinned / unpinned)\n", p / u }'
+echo "\$ pinfer bench $*"
+build/pinfer bench "$@"

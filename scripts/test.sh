@@ -103,12 +103,13 @@ python_suite() {
     return $rc
 }
 
-# pinfer serve end to end with its ASan + UBSan build: a leak or an error makes the server
-# exit non-zero, which every test's teardown checks.
+# pinfer serve and pinfer bench end to end with their ASan + UBSan build: a leak or an
+# error makes the server exit non-zero, which every test's teardown checks (and bench's
+# status, and its serve children's, which it reports).
 serve_san_suite() {
     make -s SAN=1 build-san/pinfer >/dev/null || return 1
     PINFER_TEST_BIN=build-san/pinfer python_suite /usr/bin/python3 -m pytest -q -rs \
-        -p no:cacheprovider tests/python/test_serve.py
+        -p no:cacheprovider tests/python/test_serve.py tests/python/test_bench.py
 }
 
 suite "build" bash -c 'make -j2 all >/dev/null && make python >/dev/null &&
@@ -117,7 +118,7 @@ suite "unit (C, cmocka)" make -s unit
 suite "golden (CLI)" make -s golden
 suite "python (pytest)" python_suite
 suite "unit under ASan+UBSan" make -s SAN=1 unit
-suite "serve under ASan+UBSan" serve_san_suite
+suite "serve, bench under ASan+UBSan" serve_san_suite
 suite "golden under ASan+UBSan" make -s SAN=1 golden
 suite "executors, streams under TSan" make -s tsan
 suite "fuzz (libFuzzer, hints)" bash -c 'make -s fuzz >/dev/null && tests/run_fuzz.sh'

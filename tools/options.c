@@ -67,7 +67,19 @@ enum opt_id {
     O_ALL,
     O_DURATION,
     O_INTERVAL,
-    O_WATCH
+    O_WATCH,
+    O_CONFIGS,
+    O_MODEL,
+    O_ARCH,
+    O_HANDLER,
+    O_INPUT,
+    O_REPORT,
+    O_METRIC,
+    O_LOAD_GENERATOR,
+    O_CONCURRENCY,
+    O_RATE,
+    O_REQUESTS,
+    O_WARMUP
 };
 
 /* The longest grace period PINFER_GRACE_MS may ask for: an hour. */
@@ -79,14 +91,15 @@ enum opt_id {
 #define FOR_TOPO (1u << CMD_TOPO)
 #define FOR_SERVE (1u << CMD_SERVE)
 #define FOR_CHECK (1u << CMD_CHECK)
+#define FOR_BENCH (1u << CMD_BENCH)
 #define FOR_LAUNCH (FOR_RUN | FOR_PLAN)
-/* The launcher's options that also shape `pinfer serve`'s workers. */
-#define FOR_WORKERS (FOR_LAUNCH | FOR_SERVE)
+/* The launcher's options that also shape `pinfer serve`'s workers and bench's pinned plan. */
+#define FOR_WORKERS (FOR_LAUNCH | FOR_SERVE | FOR_BENCH)
 
 /* The help's headings, in the order they are printed. */
-enum group { G_SERVE, G_CHECK, G_INSTANCES, G_ENVIRONMENT, G_PROGRAM, G_OTHER, NGROUPS };
-static const char *const GROUP_NAMES[NGROUPS] = {"Serving",     "Checking", "Instances",
-                                                 "Environment", "Program",  "Other"};
+enum group { G_BENCH, G_SERVE, G_CHECK, G_INSTANCES, G_ENVIRONMENT, G_PROGRAM, G_OTHER, NGROUPS };
+static const char *const GROUP_NAMES[NGROUPS] = {"Benchmarking", "Serving", "Checking", "Instances",
+                                                 "Environment",  "Program", "Other"};
 
 /*
  * One row per option: its spellings (the first is canonical; '_' for '-'
@@ -103,9 +116,48 @@ typedef struct option_spec {
 } option_spec;
 
 static const option_spec OPTIONS[] = {
+    {{"--configs"},
+     "LIST",
+     O_CONFIGS,
+     FOR_BENCH,
+     G_BENCH,
+     "default,threads,pinned and variants (docs/bench.md)"},
+    {{"--model"},
+     "FILE",
+     O_MODEL,
+     FOR_BENCH,
+     G_BENCH,
+     "a TorchScript file or .mar (default: built in)"},
+    {{"--arch"}, "NAME", O_ARCH, FOR_BENCH, G_BENCH, "the built-in model (default resnet18)"},
+    {{"--handler"}, "NAME", O_HANDLER, FOR_BENCH, G_BENCH, "the handler of a TorchScript --model"},
+    {{"--input"}, "FILE", O_INPUT, FOR_BENCH, G_BENCH, "each request's body (default: an image)"},
+    {{"--concurrency"},
+     "C",
+     O_CONCURRENCY,
+     FOR_BENCH,
+     G_BENCH,
+     "connections (default 2 x workers x batch size)"},
+    {{"--rate"}, "R", O_RATE, FOR_BENCH, G_BENCH, "open loop: R requests a second"},
+    {{"--requests"}, "N", O_REQUESTS, FOR_BENCH, G_BENCH, "stop after N requests"},
+    {{"--warmup"},
+     "S",
+     O_WARMUP,
+     FOR_BENCH,
+     G_BENCH,
+     "load before measuring (default 5; programs 0)"},
+    {{"--load-generator"}, "G", O_LOAD_GENERATOR, FOR_BENCH, G_BENCH, "builtin|ab"},
+    {{"--metric"},
+     "REGEX",
+     O_METRIC,
+     FOR_BENCH,
+     G_BENCH,
+     "a program's throughput: the first group"},
+    {{"--report"}, "DIR", O_REPORT, FOR_BENCH, G_BENCH, "(default ./pinfer-bench-TIMESTAMP)"},
     {{"--children"}, "PID", O_CHILDREN, FOR_CHECK, G_CHECK, "the processes under PID"},
     {{"--all"}, NULL, O_ALL, FOR_CHECK, G_CHECK, "every process with a busy thread"},
     {{"--duration"}, "S", O_DURATION, FOR_CHECK, G_CHECK, "the sampling window (default 2)"},
+    {{"--duration"}, "S", O_DURATION, FOR_BENCH, G_BENCH, "the measured phase (default 20)"},
+    {{"--workers"}, "N", O_WORKERS, FOR_BENCH, G_BENCH, "workers or instances (default: see docs)"},
     {{"--interval"}, "S", O_INTERVAL, FOR_CHECK, G_CHECK, "between samples (default 0.1)"},
     {{"--watch"}, NULL, O_WATCH, FOR_CHECK, G_CHECK, "a live map of the CPUs until Ctrl-C"},
     {{"--model-store"},
@@ -140,11 +192,16 @@ static const option_spec OPTIONS[] = {
      G_SERVE,
      "default http://127.0.0.1:8082"},
     {{"--workers"}, "N", O_WORKERS, FOR_SERVE, G_SERVE, "workers per model (default: planned)"},
-    {{"--batch-size"}, "N", O_BATCH_SIZE, FOR_SERVE, G_SERVE, "requests per batch (default 1)"},
+    {{"--batch-size"},
+     "N",
+     O_BATCH_SIZE,
+     FOR_SERVE | FOR_BENCH,
+     G_SERVE,
+     "requests per batch (default 1)"},
     {{"--max-batch-delay"},
      "MS",
      O_BATCH_DELAY,
-     FOR_SERVE,
+     FOR_SERVE | FOR_BENCH,
      G_SERVE,
      "wait for a batch to fill (default 100)"},
     {{"--response-timeout"},
@@ -160,7 +217,7 @@ static const option_spec OPTIONS[] = {
      G_SERVE,
      "queued requests per model before 503 (100)"},
     {{"--pinning"}, "P", O_PINNING, FOR_SERVE, G_SERVE, "pinned|threads|none (default pinned)"},
-    {{"--python"}, "PATH", O_PYTHON, FOR_SERVE, G_SERVE, "the workers' interpreter"},
+    {{"--python"}, "PATH", O_PYTHON, FOR_SERVE | FOR_BENCH, G_SERVE, "the workers' interpreter"},
     {{"--frontend-cpus"},
      "LIST",
      O_FRONTEND_CPUS,
@@ -298,17 +355,22 @@ static const option_spec OPTIONS[] = {
      FOR_WORKERS,
      G_ENVIRONMENT,
      "auto|none|numactl|taskset (ipexrun's)"},
-    {{"--module", "-m"}, NULL, O_MODULE, FOR_LAUNCH, G_PROGRAM, "run PROGRAM as a Python module"},
+    {{"--module", "-m"},
+     NULL,
+     O_MODULE,
+     FOR_LAUNCH | FOR_BENCH,
+     G_PROGRAM,
+     "run PROGRAM as a Python module"},
     {{"--no-python"},
      NULL,
      O_NO_PYTHON,
-     FOR_LAUNCH,
+     FOR_LAUNCH | FOR_BENCH,
      G_PROGRAM,
      "run PROGRAM directly, not with python"},
     {{"--log-path", "--log-dir"},
      "DIR",
      O_LOG_DIR,
-     FOR_WORKERS,
+     FOR_LAUNCH | FOR_SERVE,
      G_PROGRAM,
      "log files in DIR (created)"},
     {{"--log-file-prefix"},
@@ -329,12 +391,17 @@ static const option_spec OPTIONS[] = {
      FOR_LAUNCH | FOR_TOPO | FOR_SERVE,
      G_OTHER,
      "an lscpu/hwloc XML file or synthetic:\"...\""},
-    {{"--json"}, NULL, O_JSON, FOR_PLAN | FOR_TOPO | FOR_CHECK, G_OTHER, "machine-readable output"},
+    {{"--json"},
+     NULL,
+     O_JSON,
+     FOR_PLAN | FOR_TOPO | FOR_CHECK | FOR_BENCH,
+     G_OTHER,
+     "machine-readable output"},
 };
 
 #define NOPTIONS (sizeof OPTIONS / sizeof *OPTIONS)
 
-static const char *const COMMAND_NAMES[] = {"run", "plan", "topo", "serve", "check"};
+static const char *const COMMAND_NAMES[] = {"run", "plan", "topo", "serve", "check", "bench"};
 
 void tool_options_help(tool_command command, FILE *out)
 {
@@ -403,7 +470,12 @@ static int parse_choice(const char *name, const char *text, const char *const *c
     return usage_error(why, "%s: '%s' is not one of %s", name, text, list);
 }
 
-static const option_spec *find_option(const char *arg, size_t len)
+/*
+ * The row of an option name: the first whose commands include one of
+ * `commands` (two rows may share a name with a help line each), else the
+ * first of that name at all.
+ */
+static const option_spec *find_option(const char *arg, size_t len, unsigned commands)
 {
     char name[64];
     if (len >= sizeof name)
@@ -411,11 +483,16 @@ static const option_spec *find_option(const char *arg, size_t len)
     for (size_t i = 0; i < len; i++)
         name[i] = (char)(arg[i] == '_' && i >= 2 ? '-' : arg[i]);
     name[len] = '\0';
+    const option_spec *first = NULL;
     for (size_t i = 0; i < NOPTIONS; i++)
         for (int k = 0; k < 3 && OPTIONS[i].names[k]; k++)
-            if (strcmp(name, OPTIONS[i].names[k]) == 0)
-                return &OPTIONS[i];
-    return NULL;
+            if (strcmp(name, OPTIONS[i].names[k]) == 0) {
+                if (OPTIONS[i].commands & commands)
+                    return &OPTIONS[i];
+                if (!first)
+                    first = &OPTIONS[i];
+            }
+    return first;
 }
 
 /* A number for a serve option, within [lo, hi]. */
@@ -479,6 +556,55 @@ static int parse_seconds(const char *name, const char *text, double *out, char *
                            name, text);
     *out = v;
     return 0;
+}
+
+/* Seconds that may be 0: a decimal number in [0, 3600]. */
+static int parse_seconds0(const char *name, const char *text, double *out, char **why)
+{
+    if (strcmp(text, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return parse_seconds(name, text, out, why);
+}
+
+static int apply_bench(tool_bench_options *b, const option_spec *spec, const char *name,
+                       const char *value, char **why)
+{
+    static const char *const generators[] = {"builtin", "ab", NULL};
+    int v = 0, rc = 0;
+    if (spec->value && !*value)
+        return usage_error(why, "%s: empty value", name);
+    switch (spec->id) {
+    case O_CONFIGS: b->configs = value; return 0;
+    case O_MODEL: b->model = value; return 0;
+    case O_ARCH: b->arch = value; return 0;
+    case O_HANDLER: b->handler = value; return 0;
+    case O_INPUT: b->input = value; return 0;
+    case O_REPORT: b->report_dir = value; return 0;
+    case O_METRIC: b->metric = value; return 0;
+    case O_LOAD_GENERATOR:
+        rc = parse_choice(name, value, generators, &v, why);
+        b->ab = v == 1;
+        return rc;
+    case O_CONCURRENCY: return parse_range(name, value, 1, 100000, &b->concurrency, why);
+    case O_REQUESTS:
+        rc = parse_range(name, value, 1, 1 << 30, &v, why);
+        b->requests = v;
+        return rc;
+    case O_RATE: {
+        char *end;
+        errno = 0;
+        double r = strtod(value, &end);
+        if (*end || errno || !(r > 0) || r > 1e7 || value[0] == ' ')
+            return usage_error(why, "%s: '%s' is not a number of requests a second above 0", name,
+                               value);
+        b->rate = r;
+        return 0;
+    }
+    case O_WARMUP: return parse_seconds0(name, value, &b->warmup_s, why);
+    default: return usage_error(why, "internal error: unhandled option %s", name);
+    }
 }
 
 typedef struct choices_seen {
@@ -563,6 +689,18 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
     case O_CHILDREN: return parse_range_pid(name, value, &o->children_of, why);
     case O_ALL: o->all = true; return 0;
     case O_WATCH: o->watch = true; return 0;
+    case O_CONFIGS:
+    case O_MODEL:
+    case O_ARCH:
+    case O_HANDLER:
+    case O_INPUT:
+    case O_REPORT:
+    case O_METRIC:
+    case O_LOAD_GENERATOR:
+    case O_CONCURRENCY:
+    case O_REQUESTS:
+    case O_RATE:
+    case O_WARMUP: return apply_bench(&o->bench, spec, name, value, why);
     case O_DURATION: return parse_seconds(name, value, &o->duration_s, why);
     case O_INTERVAL: return parse_seconds(name, value, &o->interval_s, why);
     default: return apply_serve(&o->serve, spec, name, value, why);
@@ -615,7 +753,7 @@ bool tool_options_want_json(int argc, char **argv)
         if (strcmp(arg, "--") == 0 || arg[0] != '-' || arg[1] == '\0')
             return false;
         const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
-        const option_spec *spec = find_option(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        const option_spec *spec = find_option(arg, eq ? (size_t)(eq - arg) : strlen(arg), ~0u);
         if (spec && spec->id == O_JSON)
             return true;
         if (spec && spec->value && !eq)
@@ -631,6 +769,7 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
     pf_plan_options_init(&o->plan);
     o->log_prefix = "run";
     o->serve.max_batch_delay = -1;
+    o->bench.warmup_s = -1;
     o->argv = argv;
     o->argc = argc;
     const char *env_topology = getenv("PINFER_TOPOLOGY");
@@ -652,7 +791,7 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
             o->help = true; /* wherever it stands among the options */
             return 0;
         }
-        const option_spec *spec = find_option(arg, name_len);
+        const option_spec *spec = find_option(arg, name_len, 1u << command);
         if (!spec || !(spec->commands & (1u << command))) {
             return usage_error(why, "%s: unknown option '%.*s' (see pinfer %s --help)",
                                COMMAND_NAMES[command], (int)name_len, arg, COMMAND_NAMES[command]);
@@ -713,6 +852,31 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
         o->program = NULL;
         o->nprogram = 0;
     }
+    if (command == CMD_BENCH) {
+        const tool_bench_options *b = &o->bench;
+        const char *serving_only = b->model                        ? "--model"
+                                   : b->arch                       ? "--arch"
+                                   : b->handler                    ? "--handler"
+                                   : b->input                      ? "--input"
+                                   : b->concurrency                ? "--concurrency"
+                                   : b->rate > 0                   ? "--rate"
+                                   : b->requests                   ? "--requests"
+                                   : b->ab                         ? "--load-generator"
+                                   : o->serve.batch_size           ? "--batch-size"
+                                   : o->serve.max_batch_delay >= 0 ? "--max-batch-delay"
+                                                                   : NULL;
+        if (o->program && serving_only)
+            return usage_error(why, "bench: %s is for serving, not for a PROGRAM", serving_only);
+        if (!o->program && (b->metric || o->module || o->no_python))
+            return usage_error(why, "bench: %s is for a PROGRAM (after --)",
+                               b->metric   ? "--metric"
+                               : o->module ? "--module"
+                                           : "--no-python");
+        if (b->model && b->arch)
+            return usage_error(why, "bench: --arch names the built-in model: not with --model");
+        if (b->handler && !b->model)
+            return usage_error(why, "bench: --handler goes with --model FILE");
+    }
     if (command == CMD_RUN && !o->program)
         return usage_error(why, "run: no PROGRAM to launch");
     const char *count = "a non-negative integer";
@@ -745,7 +909,7 @@ int tool_filter_launcher_args(char *const *argv, char ***kept, char ***notes, ch
         const char *arg = argv[i];
         const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
-        const option_spec *spec = arg[0] == '-' ? find_option(arg, name_len) : NULL;
+        const option_spec *spec = arg[0] == '-' ? find_option(arg, name_len, FOR_LAUNCH) : NULL;
         int rc = 0;
         if (!spec || !(spec->commands & FOR_LAUNCH))
             rc = usage_error(why, "cpu_launcher_args: '%s' is not an option of pinfer run", arg);
@@ -790,4 +954,33 @@ void tool_launch_request(const tool_options *o, pf_launch_request *r)
     r->module = o->module;
     r->program = o->program;
     r->warnings = o->notes;
+}
+
+int tool_bench_plan_args(const tool_options *o, char ***words)
+{
+    *words = calloc((size_t)o->argc + 1, sizeof **words);
+    if (!*words)
+        return -ENOMEM;
+    size_t n = 0;
+    for (int i = 1; i < o->argc; i++) {
+        const char *arg = o->argv[i];
+        if (strcmp(arg, "--") == 0 || arg[0] != '-' || arg[1] == '\0')
+            break;
+        const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const option_spec *spec = find_option(arg, name_len, FOR_BENCH);
+        bool takes = spec && spec->value && !eq;
+        bool forward = spec && (spec->commands & FOR_WORKERS) == FOR_WORKERS &&
+                       spec->id != O_ALLOCATOR && spec->id != O_TCMALLOC &&
+                       spec->id != O_JEMALLOC && spec->id != O_DEFAULT_ALLOC &&
+                       spec->id != O_OMP_RUNTIME && spec->id != O_DISABLE_IOMP;
+        if (forward) {
+            (*words)[n++] = o->argv[i];
+            if (takes && i + 1 < o->argc)
+                (*words)[n++] = o->argv[i + 1];
+        }
+        if (takes)
+            i++;
+    }
+    return 0;
 }

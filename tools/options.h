@@ -12,7 +12,14 @@
 
 #include <stdio.h>
 
-typedef enum tool_command { CMD_RUN, CMD_PLAN, CMD_TOPO, CMD_SERVE, CMD_CHECK } tool_command;
+typedef enum tool_command {
+    CMD_RUN,
+    CMD_PLAN,
+    CMD_TOPO,
+    CMD_SERVE,
+    CMD_CHECK,
+    CMD_BENCH
+} tool_command;
 
 #define TOOL_MAX_MODEL_ARGS 64
 
@@ -30,6 +37,22 @@ typedef struct tool_serve_options {
     const char *frontend_cpus;
     const char *token_file;
 } tool_serve_options;
+
+/* What `pinfer bench` takes beyond serve's and the launcher's options; NULL / 0: not given. */
+typedef struct tool_bench_options {
+    const char *configs; /* --configs, as written */
+    const char *model;   /* --model FILE */
+    const char *arch;    /* --arch: the built-in model's torchvision architecture */
+    const char *handler;
+    const char *input;
+    const char *report_dir;
+    const char *metric;
+    bool ab; /* --load-generator ab */
+    int concurrency;
+    double rate; /* requests per second; 0: closed loop */
+    long long requests;
+    double warmup_s; /* -1: not given */
+} tool_bench_options;
 
 typedef struct tool_options {
     tool_command command;
@@ -52,6 +75,7 @@ typedef struct tool_options {
     char **program; /* PROGRAM and its arguments (NULL-terminated), or NULL */
     int nprogram;
     tool_serve_options serve;
+    tool_bench_options bench;
     int children_of;   /* check --children PID; 0: not given */
     bool all;          /* check --all */
     bool watch;        /* check --watch */
@@ -82,6 +106,15 @@ void tool_launch_request(const tool_options *opts, pf_launch_request *req);
  * *why for a word that is not an option of pinfer run.
  */
 int tool_filter_launcher_args(char *const *argv, char ***kept, char ***notes, char **why);
+
+/*
+ * The words of a `pinfer bench` command line that shape the pinned plan and
+ * that pinfer serve takes (--core-list 0-3, --node-id=1 ...), in order, in
+ * *words (NULL-terminated; the strings are opts->argv's): the allocator's,
+ * OpenMP's and the log's options are left out (bench sets them per
+ * configuration).  0 or -ENOMEM.
+ */
+int tool_bench_plan_args(const tool_options *opts, char ***words);
 
 /* Does the command line ask for --json (before PROGRAM)?  For reporting its own errors. */
 bool tool_options_want_json(int argc, char **argv);

@@ -27,6 +27,7 @@ extern const tool_command_def tool_cmd_plan;
 extern const tool_command_def tool_cmd_topo;
 extern const tool_command_def tool_cmd_serve;
 extern const tool_command_def tool_cmd_check;
+extern const tool_command_def tool_cmd_bench;
 
 /*
  * Report a failure as "pinfer: error: <why>" (and {"error": ...} on stdout

@@ -928,7 +928,8 @@ static int heatmap(page *pg, size_t i)
     pf__buf_puts(b, "of each CPU's time per interval");
     if (seconds) {
         pf__buf_puts(b, " (");
-        put_tick(b, m->interval_s);
+        /* The sampler's spacing jitters by microseconds: say it as it was asked for. */
+        put_tick(b, round(m->interval_s * 100) / 100);
         pf__buf_puts(b, " s)");
     }
     pf__buf_puts(b, "</text>\n");
