@@ -518,14 +518,14 @@ static char *machine_line(const pf_topology *topo)
 
 /* ---- results ------------------------------------------------------------ */
 
-/* The configuration the ratios are to: `default` when measured, else the first measured. */
+/*
+ * The configuration the ratios are to: `default` when it was measured
+ * (the report's writers use the same rule); NULL otherwise, and no ratios.
+ */
 static const pf_bench_config *reference(const pf_bench_report *rep)
 {
     for (size_t i = 0; i < rep->nconfigs; i++)
         if (!rep->configs[i].error && strcmp(rep->configs[i].name, "default") == 0)
-            return &rep->configs[i];
-    for (size_t i = 0; i < rep->nconfigs; i++)
-        if (!rep->configs[i].error && rep->configs[i].throughput > 0)
             return &rep->configs[i];
     return NULL;
 }
@@ -544,8 +544,12 @@ static char *verdict(const pf_bench_report *rep)
     if (failed)
         snprintf(fails, sizeof fails, " (%zu configuration%s could not be measured)", failed,
                  failed == 1 ? "" : "s");
-    if (!ref || !best || !(ref->throughput > 0))
+    if (!best)
         return bench_format("no configuration was measured%s", fails);
+    if (!ref || !(ref->throughput > 0))
+        return bench_format("default was not measured, so there are no ratios; the fastest: %s, "
+                            "%.1f %s%s",
+                            best->name, best->throughput, rep->unit, fails);
     double ratio = best->throughput / ref->throughput;
     if (best == ref || ratio < 1 + VERDICT_MARGIN)
         return bench_format("no configuration beats %s by more than %.0f%% on this machine "

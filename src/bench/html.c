@@ -25,6 +25,7 @@
  * negative size reaches the page.
  */
 #include "base/util.h"
+#include "bench/report.h"
 
 #include "pinfer.h"
 
@@ -146,30 +147,6 @@ static void put_tick(pf__buf *b, double v)
     pf__buf_puts(b, text);
 }
 
-/*
- * printf's numbers follow LC_NUMERIC: in a program that set a German
- * locale, "12,5" would end up in an attribute.  The page is written in the
- * C locale, for the calling thread only (uselocale).
- */
-typedef struct c_numbers {
-    locale_t c, saved;
-} c_numbers;
-
-static int c_numbers_begin(c_numbers *n)
-{
-    n->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (!n->c)
-        return -ENOMEM;
-    n->saved = uselocale(n->c);
-    return 0;
-}
-
-static void c_numbers_end(c_numbers *n)
-{
-    uselocale(n->saved);
-    freelocale(n->c);
-}
-
 /* A step of 1, 2 or 5 times a power of ten that cuts `span` in about `count` parts. */
 static double nice_step(double span, int count)
 {
@@ -213,14 +190,6 @@ static bool measured(const pf_bench_config *c)
 static size_t nconfigs(const pf_bench_report *r)
 {
     return r->configs ? r->nconfigs : 0;
-}
-
-static long baseline(const pf_bench_report *r)
-{
-    for (size_t i = 0; i < nconfigs(r); i++)
-        if (r->configs[i].name && strcmp(r->configs[i].name, "default") == 0)
-            return r->configs[i].error ? -1 : (long)i;
-    return -1;
 }
 
 /* The configuration's throughput over the baseline's; -1: no ratio. */
@@ -1115,10 +1084,10 @@ static void details(page *pg)
 
 int pf_bench_report_to_html(const pf_bench_report *report, char **out)
 {
-    c_numbers locale;
-    if (c_numbers_begin(&locale) < 0)
+    pf__c_numbers locale;
+    if (pf__c_numbers_begin(&locale) < 0)
         return -ENOMEM;
-    page pg = {.r = report, .base = baseline(report), .unit = report->unit};
+    page pg = {.r = report, .base = pf__bench_baseline(report), .unit = report->unit};
     if (!pg.unit || !*pg.unit)
         pg.unit = "per second";
     pf__buf *b = &pg.b;
@@ -1137,7 +1106,7 @@ int pf_bench_report_to_html(const pf_bench_report *report, char **out)
     int rc = charts(&pg);
     if (rc < 0) {
         pf__buf_free(b);
-        c_numbers_end(&locale);
+        pf__c_numbers_end(&locale);
         return rc;
     }
     details(&pg);
@@ -1145,6 +1114,6 @@ int pf_bench_report_to_html(const pf_bench_report *report, char **out)
                     " (<code>pinfer bench</code>); bench.json and bench.csv beside this page "
                     "hold the same figures.</footer>\n</main>\n</body>\n</html>\n");
     rc = pf__buf_take(b, out);
-    c_numbers_end(&locale);
+    pf__c_numbers_end(&locale);
     return rc;
 }

@@ -9,6 +9,7 @@
  * JSON and an empty cell in the CSV, never a number a reader could mistake
  * for a measurement.
  */
+#include "bench/report.h"
 #include "base/json.h"
 
 #include "pinfer.h"
@@ -55,18 +56,27 @@ void pf_bench_report_clear(pf_bench_report *report)
 
 /* ---- What both documents compute -------------------------------------------- */
 
-/*
- * The configuration the ratios compare to: the one named `default` (the
- * case study's baseline, TorchServe as it comes), if it was measured; -1
- * when there is none.  No other configuration stands in for it: a ratio to
- * something else under the same name would mislead.
- */
-static long baseline(const pf_bench_report *r)
+long pf__bench_baseline(const pf_bench_report *r)
 {
     for (size_t i = 0; r->configs && i < r->nconfigs; i++)
         if (r->configs[i].name && strcmp(r->configs[i].name, "default") == 0)
             return r->configs[i].error ? -1 : (long)i;
     return -1;
+}
+
+int pf__c_numbers_begin(pf__c_numbers *n)
+{
+    n->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (!n->c)
+        return -ENOMEM;
+    n->saved = uselocale(n->c);
+    return 0;
+}
+
+void pf__c_numbers_end(pf__c_numbers *n)
+{
+    uselocale(n->saved);
+    freelocale(n->c);
 }
 
 /* v / base, or -1 when either was not measured (or the base is 0). */
@@ -99,32 +109,6 @@ static double error_rate_pct(const pf_bench_config *c)
     if (c->requests == 0)
         return c->failed > 0 ? 100 : -1;
     return 100.0 * (double)c->failed / (double)c->requests;
-}
-
-/*
- * Numbers are written with printf and read back with strtod
- * (pf__format_double), both of which follow LC_NUMERIC: a program that
- * called setlocale(LC_ALL, "") in a German locale would get "12,5", which
- * is neither JSON nor a CSV number.  The writers run in the C locale on the
- * calling thread only (uselocale), so other threads are not disturbed.
- */
-typedef struct c_numbers {
-    locale_t c, saved;
-} c_numbers;
-
-static int c_numbers_begin(c_numbers *n)
-{
-    n->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (!n->c)
-        return -ENOMEM;
-    n->saved = uselocale(n->c);
-    return 0;
-}
-
-static void c_numbers_end(c_numbers *n)
-{
-    uselocale(n->saved);
-    freelocale(n->c);
 }
 
 /* v rounded to 1/scale, or -1 when it is not a measurement. */
@@ -234,11 +218,11 @@ static void config_json(pf__json *w, const pf_bench_report *r, long base, const 
 
 int pf_bench_report_to_json(const pf_bench_report *report, char **out)
 {
-    c_numbers locale;
-    if (c_numbers_begin(&locale) < 0)
+    pf__c_numbers locale;
+    if (pf__c_numbers_begin(&locale) < 0)
         return -ENOMEM;
     const pf_bench_report *r = report;
-    long base = baseline(r);
+    long base = pf__bench_baseline(r);
     pf__json w;
     pf__json_init(&w);
     pf__json_begin_object(&w);
@@ -264,7 +248,7 @@ int pf_bench_report_to_json(const pf_bench_report *report, char **out)
         pf__json_null(&w);
     pf__json_end_object(&w);
     int rc = pf__json_finish(&w, out);
-    c_numbers_end(&locale);
+    pf__c_numbers_end(&locale);
     return rc;
 }
 
@@ -446,10 +430,10 @@ static void csv_cell(pf__buf *b, const pf_bench_report *r, long base, const pf_b
 
 int pf_bench_report_to_csv(const pf_bench_report *report, char **out)
 {
-    c_numbers locale;
-    if (c_numbers_begin(&locale) < 0)
+    pf__c_numbers locale;
+    if (pf__c_numbers_begin(&locale) < 0)
         return -ENOMEM;
-    long base = baseline(report);
+    long base = pf__bench_baseline(report);
     pf__buf b = {0};
     /* Lines end in CRLF, as RFC 4180 and Python's csv module (TorchServe's writer) do. */
     for (int col = 0; col < NCOLUMNS; col++) {
@@ -467,6 +451,6 @@ int pf_bench_report_to_csv(const pf_bench_report *report, char **out)
         pf__buf_puts(&b, "\r\n");
     }
     int rc = pf__buf_take(&b, out);
-    c_numbers_end(&locale);
+    pf__c_numbers_end(&locale);
     return rc;
 }
