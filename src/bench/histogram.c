@@ -12,8 +12,9 @@
  * The counters sit in one array, in value order: value v < 2H is at index
  * v; above, with k = msb(v) - p, v >> k falls in [H, 2H) and the index is
  * k * H + (v >> k), which continues where the previous power of two ended.
- * Recording is a count of leading zeros, a shift and an add; a percentile
- * is one walk over the counters.
+ * Recording is a count of leading zeros, a shift and an add (and two
+ * comparisons, which keep min and max at hand); a percentile is one walk
+ * over the counters.
  */
 #include "pinfer.h"
 
@@ -30,7 +31,8 @@ struct pf_histogram {
     long long *counts;
     long long total;
     long long clamped;
-    double sum; /* of the recorded values, exact below 2^53 */
+    size_t lowest_index, highest_index; /* of the recorded values; valid when total > 0 */
+    double sum;                         /* of the recorded values, exact below 2^53 */
 };
 
 static size_t index_of(int p, long long value)
@@ -104,7 +106,12 @@ void pf_histogram_record(pf_histogram *h, long long value, long long count)
         value = h->highest;
         h->clamped += count;
     }
-    h->counts[index_of(h->precision_bits, value)] += count;
+    size_t i = index_of(h->precision_bits, value);
+    h->counts[i] += count;
+    if (h->total == 0 || i < h->lowest_index)
+        h->lowest_index = i;
+    if (h->total == 0 || i > h->highest_index)
+        h->highest_index = i;
     h->total += count;
     h->sum += (double)value * (double)count;
 }
@@ -113,8 +120,14 @@ int pf_histogram_add(pf_histogram *dst, const pf_histogram *src)
 {
     if (dst->highest != src->highest || dst->precision_bits != src->precision_bits)
         return -EINVAL;
-    for (size_t i = 0; i < dst->ncounts; i++)
+    if (src->total == 0)
+        return 0;
+    for (size_t i = src->lowest_index; i <= src->highest_index; i++)
         dst->counts[i] += src->counts[i];
+    if (dst->total == 0 || src->lowest_index < dst->lowest_index)
+        dst->lowest_index = src->lowest_index;
+    if (dst->total == 0 || src->highest_index > dst->highest_index)
+        dst->highest_index = src->highest_index;
     dst->total += src->total;
     dst->clamped += src->clamped;
     dst->sum += src->sum;
@@ -141,20 +154,13 @@ long long pf_histogram_clamped(const pf_histogram *h)
 
 long long pf_histogram_min(const pf_histogram *h)
 {
-    for (size_t i = 0; i < h->ncounts; i++)
-        if (h->counts[i]) {
-            long long width;
-            return lowest_at(h->precision_bits, i, &width);
-        }
-    return 0;
+    long long width;
+    return h->total ? lowest_at(h->precision_bits, h->lowest_index, &width) : 0;
 }
 
 long long pf_histogram_max(const pf_histogram *h)
 {
-    for (size_t i = h->ncounts; i-- > 0;)
-        if (h->counts[i])
-            return highest_at(h, i);
-    return 0;
+    return h->total ? highest_at(h, h->highest_index) : 0;
 }
 
 double pf_histogram_mean(const pf_histogram *h)
@@ -182,7 +188,7 @@ long long pf_histogram_percentile(const pf_histogram *h, double pct)
     if (rank > h->total)
         rank = h->total;
     long long seen = 0;
-    for (size_t i = 0; i < h->ncounts; i++) {
+    for (size_t i = h->lowest_index; i <= h->highest_index; i++) {
         seen += h->counts[i];
         if (seen >= rank)
             return highest_at(h, i);
