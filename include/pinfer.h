@@ -845,7 +845,11 @@ int pf_histogram_add(pf_histogram *dst, const pf_histogram *src);
 void pf_histogram_reset(pf_histogram *h);
 long long pf_histogram_count(const pf_histogram *h);
 long long pf_histogram_clamped(const pf_histogram *h);
-/* The smallest and largest recorded value (as its bucket reports it); 0 when empty. */
+/*
+ * The smallest and largest recorded value as their buckets report them: min
+ * the lowest value of its bucket, max the highest (never above `highest`,
+ * the same as percentile 100).  0 when empty.
+ */
 long long pf_histogram_min(const pf_histogram *h);
 long long pf_histogram_max(const pf_histogram *h);
 double pf_histogram_mean(const pf_histogram *h);
@@ -884,7 +888,8 @@ typedef struct pf_load_options {
     double rate;              /* requests per second, open loop; 0: closed loop */
     double warmup_s;          /* load first, not measured (default 0) */
     double duration_s;        /* the measured phase; 0: until `requests` (default 10) */
-    long long requests;       /* stop after this many measured answers; 0: no limit */
+    long long requests;       /* stop after this many measured requests (answered or
+                                 failed); 0: no limit */
     double timeout_s;         /* one request's limit: then it fails, its connection is
                                  reopened (default 30) */
     /* Called about every progress_interval_s (default 0.5) from the thread that

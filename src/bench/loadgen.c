@@ -661,13 +661,24 @@ static int check_options(const pf_load_options *o, char **why)
         return pf__fail(why, -EINVAL, "the progress interval must be a positive number of seconds");
     if (o->body_len > 0 && !o->body)
         return pf__fail(why, -EINVAL, "a body length without a body");
+    /*
+     * A socket per connection: the soft limit on descriptors (often 1024) is
+     * raised as far as the hard one allows when it is too low, as Go's
+     * runtime does; beyond the hard limit, the options are refused.
+     */
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (rlim_t)o->connections + 64 > rl.rlim_cur)
+    rlim_t need = (rlim_t)o->connections + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+        if (rl.rlim_max == RLIM_INFINITY || need <= rl.rlim_max) {
+            rl.rlim_cur = need;
+            if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+                return 0;
+        }
         return pf__fail(why, -EINVAL,
                         "%d connections need more file descriptors than the limit of %llu "
                         "(ulimit -n)",
-                        o->connections, (unsigned long long)rl.rlim_cur);
+                        o->connections, (unsigned long long)rl.rlim_max);
+    }
     return 0;
 }
 

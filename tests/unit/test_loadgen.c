@@ -629,6 +629,27 @@ static void test_closed_loop_count(void **state)
     server_stop(s);
 }
 
+/* Hundreds of connections over three threads; more threads than connections are fewer. */
+static void test_many_connections(void **state)
+{
+    (void)state;
+    server *s = server_start(M_PLAIN, false);
+    pf_load_options o;
+    bounded(&o, url_of(s, "/"), 300, 3, 900);
+    pf_load_result *res = run_ok(&o);
+    assert_all_ok(res, 900);
+    assert_int_equal(atomic_load(&s->accepted), 300);
+    pf_load_result_free(res);
+
+    atomic_store(&s->accepted, 0);
+    bounded(&o, url_of(s, "/"), 2, 8, 20);
+    res = run_ok(&o);
+    assert_all_ok(res, 20);
+    assert_int_equal(atomic_load(&s->accepted), 2);
+    pf_load_result_free(res);
+    server_stop(s);
+}
+
 /* Closed loop for a duration: ends on time, keeps its connections. */
 static void test_closed_loop_duration(void **state)
 {
@@ -970,6 +991,7 @@ int main(void)
         cmocka_unit_test(test_parser),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_closed_loop_count),
+        cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_closed_loop_duration),
         cmocka_unit_test(test_chunked),
         cmocka_unit_test(test_split_answers),
