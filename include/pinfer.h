@@ -342,6 +342,14 @@ int pf_env_compute(const pf_plan *plan, const pf_topology *topo, const pf_env_op
 void pf_launch_env_free(pf_launch_env *env);
 
 /*
+ * Is "NAME=value" one of the OpenMP thread-affinity variables the
+ * environment sets for an instance's CPUs (KMP_AFFINITY, OMP_PROC_BIND,
+ * OMP_PLACES, GOMP_CPU_AFFINITY)?  A program meant to run unbound is given
+ * the environment without them.
+ */
+bool pf_env_is_openmp_affinity(const char *entry);
+
+/*
  * Instance i's whole environment: `base` (NULL-terminated "NAME=value")
  * with the launch env's assignments applied.  *out is a NULL-terminated,
  * malloc'd array of malloc'd strings; free it with pf_strv_free().

@@ -124,6 +124,7 @@ void bench_program(bench_run *run, const bench_config *cfg, pf_bench_config *out
     instance *ins = calloc((size_t)run->workers, sizeof *ins);
     regex_t metric;
     bool have_metric = false;
+    char **unbound_env = NULL;
     if (!ins) {
         out->error = strdup("out of memory");
         return;
@@ -143,6 +144,18 @@ void bench_program(bench_run *run, const bench_config *cfg, pf_bench_config *out
     if (o->bench.metric) {
         have_metric = regcomp(&metric, o->bench.metric, REG_EXTENDED) == 0;
     }
+    /* Unbound: the plan's environment without the OpenMP affinity that would bind them. */
+    size_t nenv = 0;
+    while (spec->envp[0][nenv])
+        nenv++;
+    unbound_env = calloc(nenv + 1, sizeof *unbound_env);
+    if (!unbound_env) {
+        out->error = strdup("out of memory");
+        goto done;
+    }
+    for (size_t k = 0, j = 0; k < nenv; k++)
+        if (!pf_env_is_openmp_affinity(spec->envp[0][k]))
+            unbound_env[j++] = spec->envp[0][k];
     bench_progress(run, cfg->name, false, "starting %d instances", run->workers);
     double start = bench_now();
     int started = 0;
@@ -157,11 +170,12 @@ void bench_program(bench_run *run, const bench_config *cfg, pf_bench_config *out
             out->error = bench_format("cannot create a pipe: %s", strerror(errno));
             break;
         }
+        char *const *envp = cfg->base == BENCH_PINNED ? spec->envp[i] : unbound_env;
         pf_spawn_options so;
         pf_spawn_options_init(&so);
         so.file = path;
         so.argv = spec->argv;
-        so.envp = spec->envp[cfg->base == BENCH_PINNED ? (size_t)i : 0];
+        so.envp = envp;
         so.stdio[0] = PF_SPAWN_DEVNULL;
         so.stdio[1] = fds[1];
         so.stdio[2] = ins[i].log >= 0 ? ins[i].log : PF_SPAWN_INHERIT;
@@ -300,6 +314,7 @@ done:
     }
     if (have_metric)
         regfree(&metric);
+    free(unbound_env);
     free(ins);
     free(path);
     free(why);

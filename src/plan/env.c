@@ -540,3 +540,19 @@ oom:
     pf_strv_free(result);
     return -ENOMEM;
 }
+
+/*
+ * The plan's environment sets one of these for its instance's CPUs, and
+ * the OpenMP runtime then binds the program's threads (its main thread
+ * included) there: an instance meant to be unbound must not get them, else
+ * every such instance would run on the first instance's CPUs.
+ */
+bool pf_env_is_openmp_affinity(const char *entry)
+{
+    static const char *const NAMES[] = {
+        "KMP_AFFINITY=", "OMP_PROC_BIND=", "OMP_PLACES=", "GOMP_CPU_AFFINITY="};
+    for (size_t i = 0; i < sizeof NAMES / sizeof *NAMES; i++)
+        if (strncmp(entry, NAMES[i], strlen(NAMES[i])) == 0)
+            return true;
+    return false;
+}

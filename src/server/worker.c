@@ -437,23 +437,6 @@ static char *worker_config(pf_server *srv, const pf__worker *w, const pf_instanc
     return out;
 }
 
-/*
- * An OpenMP affinity variable: the plan's environment sets one for its
- * instance's CPUs, and the OpenMP runtime then binds the worker's threads
- * (its main thread included) there.  An unbound worker (--pinning threads or
- * none) gets none of them, else every worker would run on the first
- * instance's CPUs.
- */
-static bool affinity_var(const char *entry)
-{
-    static const char *const NAMES[] = {
-        "KMP_AFFINITY=", "OMP_PROC_BIND=", "OMP_PLACES=", "GOMP_CPU_AFFINITY="};
-    for (size_t i = 0; i < sizeof NAMES / sizeof *NAMES; i++)
-        if (strncmp(entry, NAMES[i], strlen(NAMES[i])) == 0)
-            return true;
-    return false;
-}
-
 /* The instance's environment and PINFER_WORKER_CONFIG; unbound: no affinity variables. */
 static char **worker_env(char *const *base, const char *config, bool unbound)
 {
@@ -466,7 +449,7 @@ static char **worker_env(char *const *base, const char *config, bool unbound)
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (strncmp(base[i], "PINFER_WORKER_CONFIG=", 21) != 0 &&
-            !(unbound && affinity_var(base[i])))
+            !(unbound && pf_env_is_openmp_affinity(base[i])))
             env[k++] = base[i];
     env[k] = pf__strdupf("PINFER_WORKER_CONFIG=%s", config);
     if (!env[k]) {
