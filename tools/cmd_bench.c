@@ -574,16 +574,20 @@ static void print_table(const pf_bench_report *rep)
 {
     const pf_bench_config *ref = reference(rep);
     printf("\npinfer bench: %s\n  on %s\n  load: %s\n", rep->target, rep->machine, rep->load);
-    printf("\n%-22s %14s %7s %9s %9s %9s %9s %7s %7s %6s %7s %6s\n", "configuration", "throughput",
-           "ratio", "p50 ms", "p90 ms", "p99 ms", "max ms", "p99 x", "failed", "CPU %", "migr/s",
-           "local");
+    int width = 22; /* the name column: as wide as the longest name */
+    for (size_t i = 0; i < rep->nconfigs; i++)
+        if ((int)strlen(rep->configs[i].name) > width)
+            width = (int)strlen(rep->configs[i].name);
+    printf("\n%-*s %14s %7s %9s %9s %9s %9s %7s %7s %6s %7s %6s\n", width, "configuration",
+           "throughput", "ratio", "p50 ms", "p90 ms", "p99 ms", "max ms", "p99 x", "failed",
+           "CPU %", "migr/s", "local");
     for (size_t i = 0; i < rep->nconfigs; i++) {
         const pf_bench_config *c = &rep->configs[i];
         if (c->error) {
-            printf("%-22s FAILED: %s\n", c->name, c->error);
+            printf("%-*s FAILED: %s\n", width, c->name, c->error);
             continue;
         }
-        printf("%-22s %14.1f", c->name, c->throughput);
+        printf("%-*s %14.1f", width, c->name, c->throughput);
         if (ref && ref->throughput > 0)
             printf(" %6.2fx", c->throughput / ref->throughput);
         else
