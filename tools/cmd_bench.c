@@ -610,8 +610,12 @@ static void print_table(const pf_bench_report *rep)
         else
             printf(" %6s\n", "-");
     }
-    printf("(throughput in %s; ratios to %s; p99 x: p99 latency as a multiple of its)\n", rep->unit,
-           ref ? ref->name : "-");
+    if (ref)
+        printf("(throughput in %s; ratios to default; p99 x: p99 latency as a multiple of "
+               "default's)\n",
+               rep->unit);
+    else
+        printf("(throughput in %s; no ratios: default was not measured)\n", rep->unit);
     for (size_t i = 0; i < rep->nconfigs; i++)
         for (size_t k = 0; k < rep->configs[i].nfindings; k++)
             printf("  %s: %s\n", rep->configs[i].name, rep->configs[i].findings[k]);
