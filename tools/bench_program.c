@@ -295,6 +295,10 @@ void bench_program(bench_run *run, const bench_config *cfg, pf_bench_config *out
         if (in->values > 0)
             throughput += in->sum / (double)in->values;
     }
+    if (!o->bench.metric && completed == 0 && !out->error)
+        out->error = bench_format("no instance completed a run within --duration %.0f s: give a "
+                                  "longer --duration, or --metric to read what they print",
+                                  run->duration_s);
     out->requests = completed;
     out->failed = failed;
     out->throughput = o->bench.metric ? throughput : (double)completed / out->duration_s;

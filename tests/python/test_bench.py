@@ -267,7 +267,7 @@ def test_program_mode_with_the_demo_workload(demo, tmp_path):
                           demo, "--seconds", "1"], tmp_path)
     assert proc.returncode == 0, proc.stderr_text
     doc, rows = read_report(report)
-    assert doc["mode"] == "program"
+    assert doc["mode"] == "program" and doc["unit"] == "inferences/s"
     configs = configs_of(doc)
     assert list(configs) == ["default", "threads", "pinned"]
     for c in configs.values():
@@ -315,6 +315,49 @@ def test_program_stopped_at_duration(tmp_path):
     c = configs_of(read_report(report)[0])["pinned"]
     assert c["throughput"] == pytest.approx(5.0)
     assert c["duration_s"] < 5
+
+
+def test_program_stopped_before_a_run_completes(tmp_path):
+    proc, report = bench(["--workers", "1", "--configs", "pinned", "--no-python",
+                          "--duration", "1", "--", "/bin/sleep", "30"], tmp_path)
+    assert proc.returncode == 1
+    c = configs_of(read_report(report)[0])["pinned"]
+    assert "no instance completed a run within --duration 1 s" in c["error"]
+    assert c["duration_s"] < 15  # stopped, not waited for
+
+
+def tmux(*args):
+    return subprocess.run(["tmux", "-L", "pinfer-bench-test"] + list(args),
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_progress_redrawn_in_a_terminal(tmp_path):
+    """On a terminal the progress line of a configuration is redrawn in place: while it
+    runs one line shows it; at the end one closing line per configuration, then the
+    table."""
+    script = "for i in 1 2 3 4 5 6; do echo '5 items/s'; sleep 0.5; done"
+    command = "%s bench --report %s --workers 1 --configs threads,pinned --no-python " \
+              "--metric '([0-9.]+) items/s' -- /bin/sh -c \"%s\"" % (
+                  pinfer_path(), tmp_path / "r", script)
+    tmux("kill-server")
+    try:
+        assert tmux("new-session", "-d", "-s", "b", "-x", "160", "-y", "40",
+                    "bash --norc --noprofile").returncode == 0
+        tmux("send-keys", "-t", "b", "clear; %s; echo EXIT=$?" % command, "Enter")
+        screen, seen_running, deadline = "", False, time.time() + 60
+        while time.time() < deadline and "EXIT=" not in screen:
+            time.sleep(0.3)
+            screen = tmux("capture-pane", "-t", "b", "-p").stdout
+            seen_running |= "of 1 instances running" in screen
+        assert "EXIT=0" in screen, screen
+        assert seen_running, screen
+        lines = screen.splitlines()
+        assert [l for l in lines if l.startswith("[1/2] threads:")] == [
+            "[1/2] threads: 5.0 items/s, 1 runs, 0 failed"], screen
+        assert len([l for l in lines if l.startswith("[2/2] pinned:")]) == 1, screen
+        assert any(l.startswith("verdict: ") for l in lines)
+    finally:
+        tmux("kill-server")
 
 
 # ---- usage ----------------------------------------------------------------------
