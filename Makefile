@@ -53,7 +53,7 @@ SOVERSION := 0
 VERSION   := $(shell sed -n 's/^#define PINFER_VERSION "\(.*\)"/\1/p' include/pinfer.h)
 
 # libpinfer: the subsystems in the order they build on each other.
-LIB_DIRS  := base topology plan launch proc check bench serve
+LIB_DIRS  := base topology plan launch proc check bench tune serve
 LIB_SRC   := $(sort $(wildcard $(LIB_DIRS:%=src/%/*.c)))
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 SERVE_OBJ := $(filter $(B)/obj/serve/%,$(LIB_OBJ))

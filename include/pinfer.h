@@ -1041,6 +1041,212 @@ int pf_bench_report_to_csv(const pf_bench_report *report, char **out);
 int pf_bench_report_to_html(const pf_bench_report *report, char **out);
 
 /* ------------------------------------------------------------------------ */
+/* Tuning: search spaces, strategies, records (`pinfer tune`, docs/tune.md)  */
+
+/*
+ * The knobs pinfer tune turns.  A search space holds, for each knob, the
+ * values to try as text (a knob with one value is not tuned) and which of
+ * them the untuned default uses.  A configuration is one value index per
+ * knob.  Pure: nothing here runs a trial.
+ */
+typedef enum pf_tune_knob {
+    PF_TUNE_SPLIT = 0, /* instances x cores per instance, "NxC" ("2x4"); ordered by C */
+    PF_TUNE_LOGICAL,   /* SMT siblings used too: "off", "on" */
+    PF_TUNE_NODES,     /* "all", or one NUMA node id ("0": hypertune's use_all_nodes=False) */
+    PF_TUNE_NUMA,      /* memory bound to the instance's nodes: "bind", "off" (--disable-numactl) */
+    PF_TUNE_ALLOCATOR, /* "default", "tcmalloc", "jemalloc" */
+    PF_TUNE_OMP,       /* "default" (the program's own), "intel" */
+    PF_TUNE_BLOCKTIME, /* KMP_BLOCKTIME in ms with Intel OpenMP ("0", "1", "200"); ordered */
+    PF_TUNE_BATCH_SIZE,  /* serving: pinfer serve's --batch-size; ordered */
+    PF_TUNE_BATCH_DELAY, /* serving: --max-batch-delay in ms; ordered */
+    PF_TUNE_NKNOBS
+} pf_tune_knob;
+
+/* "split", "logical_cores", "nodes", "numa", "allocator", "omp", "kmp_blocktime",
+   "batch_size", "max_batch_delay"; NULL for another value. */
+const char *pf_tune_knob_name(pf_tune_knob knob);
+/* The knob of a name (as above; '-' for '_' accepted), or -1. */
+int pf_tune_knob_of(const char *name);
+
+typedef struct pf_tune_space {
+    char **values[PF_TUNE_NKNOBS]; /* each knob's values, in order; never empty */
+    size_t nvalues[PF_TUNE_NKNOBS];
+    size_t defaults[PF_TUNE_NKNOBS]; /* the untuned default's value of each knob */
+} pf_tune_space;
+
+typedef struct pf_tune_config {
+    size_t v[PF_TUNE_NKNOBS]; /* value index of each knob */
+} pf_tune_config;
+
+typedef struct pf_tune_space_options {
+    bool serve;         /* add batch size and max batch delay */
+    bool have_tcmalloc; /* the libraries found (pf_find_library): only those are tried */
+    bool have_jemalloc;
+    bool have_iomp;
+} pf_tune_space_options;
+
+/*
+ * The space of a machine (docs/tune.md, "The space"): the splits of the
+ * usable physical cores into instances that leave no core idle, and the
+ * cores-per-instance values among the divisors and powers of two (as many
+ * instances as fit); logical cores only with SMT; nodes and NUMA binding
+ * only with several nodes; the allocators and OpenMP runtimes found;
+ * KMP_BLOCKTIME 0, 1, 200 with Intel OpenMP; serving: batch sizes 1, 2, 4,
+ * 8, 16 and delays 5, 20, 100 ms.  The default is what `pinfer run` with no
+ * option does (one instance on every physical core, the allocator and
+ * OpenMP it picks) and, serving, batch 1 and 100 ms.  -EINVAL with *why
+ * (no usable core), -ENOMEM.  Free with pf_tune_space_free().
+ */
+int pf_tune_space_default(const pf_topology *topo, const pf_tune_space_options *opts,
+                          pf_tune_space **out, char **why);
+void pf_tune_space_free(pf_tune_space *space);
+
+/*
+ * Replace a knob's values (checked: "NxC" with N, C >= 1; on/off; a node id;
+ * a known allocator or runtime; whole numbers >= 0, batch size >= 1); the
+ * default becomes the old default's value if it is among them, else the
+ * first.  -EINVAL with *why for a bad or repeated value or an empty list.
+ */
+int pf_tune_space_set(pf_tune_space *space, pf_tune_knob knob, char *const *values, size_t n,
+                      char **why);
+
+/*
+ * --space FILE: a JSON or YAML mapping of knob names to lists of values
+ * ({"split": ["1x8", "2x4"], "allocator": ["jemalloc"]}), each applied with
+ * pf_tune_space_set().  `source` names it in messages.  -EINVAL with *why
+ * (one line, naming the file; an unknown knob, a value that is not a list),
+ * -ENOMEM.
+ */
+int pf_tune_space_load(pf_tune_space *space, const char *text, size_t len, const char *source,
+                       char **why);
+
+/* The number of distinct configurations (KMP_BLOCKTIME counts only with Intel OpenMP). */
+size_t pf_tune_space_size(const pf_tune_space *space);
+/* The default configuration. */
+void pf_tune_space_default_config(const pf_tune_space *space, pf_tune_config *config);
+/* Make a configuration canonical: KMP_BLOCKTIME at its default without Intel OpenMP. */
+void pf_tune_config_canonical(const pf_tune_space *space, pf_tune_config *config);
+bool pf_tune_config_equal(const pf_tune_config *a, const pf_tune_config *b);
+/* "2x4 tcmalloc intel KMP_BLOCKTIME=1 ..." (the knobs the space tunes), malloc'd. */
+char *pf_tune_config_describe(const pf_tune_space *space, const pf_tune_config *config);
+
+/*
+ * The `pinfer run` options of a configuration ("--ninstances", "2",
+ * "--ncores-per-instance", "4", "--enable-jemalloc", ...; NULL-terminated,
+ * malloc'd strings, free with pf_strv_free()) and the environment it adds
+ * ("KMP_BLOCKTIME=1", likewise).  Serving knobs are not among them (see
+ * pf_tune_config_value()).  0 or -ENOMEM.
+ */
+int pf_tune_config_args(const pf_tune_space *space, const pf_tune_config *config, char ***args,
+                        char ***env);
+/* The text of one knob's value in a configuration. */
+const char *pf_tune_config_value(const pf_tune_space *space, const pf_tune_config *config,
+                                 pf_tune_knob knob);
+
+/*
+ * A search over a space, as ask and tell: pf_tune_search_next() gives the
+ * next configuration to measure, pf_tune_search_tell() takes its result (a
+ * measured value, its relative spread over repeats, or a failure).  Results
+ * may be told before they are asked for (resuming from a record): the
+ * search never asks for a configuration it knows.  `auto` (docs/tune.md,
+ * "The auto strategy") uses the space's structure to need far fewer trials
+ * than `grid`; `random` draws without replacement from a seeded generator.
+ * Every strategy measures the default configuration first.
+ */
+typedef enum pf_tune_strategy { PF_TUNE_AUTO = 0, PF_TUNE_GRID, PF_TUNE_RANDOM } pf_tune_strategy;
+
+typedef struct pf_tune_search pf_tune_search;
+
+typedef struct pf_tune_search_options {
+    pf_tune_strategy strategy;
+    bool higher_is_better;
+    size_t max_trials; /* 0: no limit (grid and random: the whole space) */
+    unsigned seed;     /* random */
+} pf_tune_search_options;
+
+/* -EINVAL (an empty space), -ENOMEM.  The space is borrowed: it must outlive the search. */
+int pf_tune_search_create(const pf_tune_space *space, const pf_tune_search_options *opts,
+                          pf_tune_search **out);
+/* 1 and *config: measure it next; 0: the search is over. */
+int pf_tune_search_next(pf_tune_search *search, pf_tune_config *config);
+/* A result: value (failed: the trial failed, or broke a constraint such as --slo-p99). */
+void pf_tune_search_tell(pf_tune_search *search, const pf_tune_config *config, double value,
+                         double spread, bool failed);
+/* The best configuration told so far: 1 with *config and *value, 0 when none succeeded. */
+int pf_tune_search_best(const pf_tune_search *search, pf_tune_config *config, double *value);
+void pf_tune_search_free(pf_tune_search *search);
+
+/*
+ * An IPEX hypertune configuration file (YAML, as its documentation shows):
+ * tuning.strategy (grid | random), tuning.max_trials, output_dir, and
+ * hyperparams.launcher: hp (the knobs to tune, of ncore_per_instance (or
+ * ncores_per_instance), ninstances, use_all_nodes, use_logical_core,
+ * disable_numactl, disable_iomp, malloc) and their value lists
+ * (all_physical_cores / all_logical_cores, lists of ints, bools, tc/je/pt),
+ * mapped onto the space (docs/tune.md, "hypertune"): the knobs not in hp
+ * take hypertune's defaults.  Unknown keys are errors.  -EINVAL with *why
+ * ("FILE:LINE: ..."), -ENOMEM.  Free the strings with pf_tune_conf_clear().
+ */
+typedef struct pf_tune_conf {
+    int strategy;     /* a pf_tune_strategy; -1: not set */
+    long max_trials;  /* 0: not set */
+    char *output_dir; /* NULL: not set */
+    char **notes;     /* NULL-terminated (NULL: none): combinations left out, say */
+} pf_tune_conf;
+
+int pf_tune_conf_parse(const char *text, size_t len, const char *source, const pf_topology *topo,
+                       pf_tune_space *space, pf_tune_conf *out, char **why);
+void pf_tune_conf_clear(pf_tune_conf *conf);
+
+/*
+ * hypertune's objective line: "@hypertune {'name': 'latency', 'higher_is_better':
+ * False, 'target_val': 10}" (a Python dict: single or double quotes, True /
+ * False / true / false; name mandatory, higher_is_better default false,
+ * target_val optional); its value is the next line of output.  1 when the
+ * line holds one (*name malloc'd), 0 when it does not, -EINVAL with *why for
+ * a malformed one.
+ */
+int pf_tune_hypertune_line(const char *line, char **name, bool *higher_is_better, char **why);
+
+/*
+ * One trial of a record (record.csv: hypertune's columns, then pinfer's;
+ * docs/tune.md, "Records").
+ */
+typedef struct pf_tune_trial {
+    pf_tune_config config;
+    double value;  /* the median over repeats; NAN when failed */
+    double spread; /* (max - min) / median over repeats; 0 with one */
+    int repeats;
+    double seconds; /* wall time of the trial, all repeats */
+    char *
+        status; /* "ok", or why it failed ("exit 3", "timeout", "no metric", "p99 above the SLO") */
+} pf_tune_trial;
+
+/* record.csv of trials (the objective's column named `objective`).  0 or -ENOMEM. */
+int pf_tune_record_to_csv(const pf_tune_space *space, const char *objective,
+                          const pf_tune_trial *trials, size_t n, char **out);
+/*
+ * Read a record.csv back (--resume): rows whose values are all in the space
+ * become trials; others are skipped and counted in *skipped.  -EINVAL with
+ * *why (not a record of pinfer tune: its header), -ENOMEM.  Free with
+ * pf_tune_trials_free().
+ */
+int pf_tune_record_parse(const pf_tune_space *space, const char *text, size_t len,
+                         pf_tune_trial **trials, size_t *n, size_t *skipped, char **why);
+void pf_tune_trials_free(pf_tune_trial *trials, size_t n);
+
+/*
+ * tune.json: the space, the objective (name, higher or lower is better),
+ * every trial (its knobs' values, value, spread, repeats, seconds, status,
+ * ratio to the default's value) in the order run, the index of the best
+ * (-1: none) and whether it beat the runner-up by more than the noise
+ * (`winner`: false means a tie).  0 or -ENOMEM.
+ */
+int pf_tune_record_to_json(const pf_tune_space *space, const char *objective, bool higher_is_better,
+                           const pf_tune_trial *trials, size_t n, long best, bool winner,
+                           char **out);
+
+/* ------------------------------------------------------------------------ */
 /* Serving: configuration                                                    */
 
 /*
