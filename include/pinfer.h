@@ -1132,14 +1132,19 @@ char *pf_tune_config_describe(const pf_tune_space *space, const pf_tune_config *
 
 /*
  * The `pinfer run` options of a configuration ("--ninstances", "2",
- * "--ncores-per-instance", "4", "--enable-jemalloc", ...; NULL-terminated,
- * malloc'd strings, free with pf_strv_free()) and the environment it adds
- * ("KMP_BLOCKTIME=1", likewise).  Serving knobs are not among them (see
+ * "--ncores-per-instance", "4", "--memory-allocator", "jemalloc",
+ * "--omp-runtime", "intel", ...; NULL-terminated, malloc'd strings, free
+ * with pf_strv_free()) and the environment it adds ("KMP_BLOCKTIME=1" with
+ * Intel OpenMP, likewise; env may be NULL).  With logical cores on, the
+ * split is "--use-logical-cores --ninstances N" alone: the instances share
+ * every usable CPU, each C cores with their siblings when N x C is every
+ * core (--ncores-per-instance would count CPUs).  A split that does not fit
+ * the chosen node fails to plan.  Serving knobs are not among them (see
  * pf_tune_config_value()).  0 or -ENOMEM.
  */
 int pf_tune_config_args(const pf_tune_space *space, const pf_tune_config *config, char ***args,
                         char ***env);
-/* The text of one knob's value in a configuration. */
+/* The text of one knob's value in a configuration; NULL for a bad knob or index. */
 const char *pf_tune_config_value(const pf_tune_space *space, const pf_tune_config *config,
                                  pf_tune_knob knob);
 
@@ -1160,14 +1165,16 @@ typedef struct pf_tune_search pf_tune_search;
 typedef struct pf_tune_search_options {
     pf_tune_strategy strategy;
     bool higher_is_better;
-    size_t max_trials; /* 0: no limit (grid and random: the whole space) */
+    size_t max_trials; /* 0: no limit (grid and random: the whole space; auto: a third of
+                          it, all of it below 12); counts resumed results too */
     unsigned seed;     /* random */
 } pf_tune_search_options;
 
 /* -EINVAL (an empty space), -ENOMEM.  The space is borrowed: it must outlive the search. */
 int pf_tune_search_create(const pf_tune_space *space, const pf_tune_search_options *opts,
                           pf_tune_search **out);
-/* 1 and *config: measure it next; 0: the search is over. */
+/* 1 and *config: measure it next (a configuration not told before the next
+   call counts as failed); 0: the search is over. */
 int pf_tune_search_next(pf_tune_search *search, pf_tune_config *config);
 /* A result: value (failed: the trial failed, or broke a constraint such as --slo-p99). */
 void pf_tune_search_tell(pf_tune_search *search, const pf_tune_config *config, double value,
