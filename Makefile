@@ -34,6 +34,10 @@ HWLOC_LIBS   := $(shell pkg-config --libs hwloc)
 # src/serve includes it.
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson)
 JANSSON_LIBS   := $(shell pkg-config --libs jansson)
+# libyaml reads pinfer tune's --space files and IPEX hypertune's YAML
+# configuration; only src/tune includes it.
+YAML_CFLAGS    := $(shell pkg-config --cflags yaml-0.1)
+YAML_LIBS      := $(shell pkg-config --libs yaml-0.1)
 MHD_CFLAGS     := $(shell pkg-config --cflags libmicrohttpd libzip)
 MHD_LIBS       := $(shell pkg-config --libs libmicrohttpd libzip)
 
@@ -43,7 +47,7 @@ TOOL_CPPFLAGS := -Iinclude -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -fPIC $(SANFLAGS) $(HWLOC_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
-LDLIBS   += $(HWLOC_LIBS) $(JANSSON_LIBS) -lpthread -lm
+LDLIBS   += $(HWLOC_LIBS) $(JANSSON_LIBS) $(YAML_LIBS) -lpthread -lm
 # Only the runtime (src/runtime: pools, pinning, executors, streams) calls
 # OpenMP.  It is a library of its own, libpinfer-runtime, so that libpinfer
 # and the pinfer tool link no OpenMP runtime and run no constructor.
@@ -57,6 +61,7 @@ LIB_DIRS  := base topology plan launch proc check bench tune serve
 LIB_SRC   := $(sort $(wildcard $(LIB_DIRS:%=src/%/*.c)))
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 SERVE_OBJ := $(filter $(B)/obj/serve/%,$(LIB_OBJ))
+TUNE_OBJ  := $(filter $(B)/obj/tune/%,$(LIB_OBJ))
 # libpinfer-serve: the server (src/server), the only part that links an HTTP library.
 SRV_SRC   := $(sort $(wildcard src/server/*.c))
 SRV_OBJ   := $(SRV_SRC:src/%.c=$(B)/obj/%.o)
@@ -91,6 +96,7 @@ $(B)/obj/%.o: src/%.c $(PUB_H) $(SRC_H)
 
 $(RT_OBJ): CFLAGS += $(OPENMP)
 $(SERVE_OBJ): CFLAGS += $(JANSSON_CFLAGS)
+$(TUNE_OBJ): CFLAGS += $(JANSSON_CFLAGS) $(YAML_CFLAGS)
 $(SRV_OBJ): CFLAGS += $(JANSSON_CFLAGS) $(MHD_CFLAGS)
 
 $(B)/obj/tools/%.o: tools/%.c $(PUB_H) $(wildcard tools/*.h)
@@ -154,12 +160,12 @@ golden: $(B)/pinfer
 
 # libFuzzer targets: clang, with ASan and UBSan, linked with the library's sources.
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -Iinclude -Isrc \
-               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS)
+               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS) $(YAML_CFLAGS)
 # The option parser is the tool's: fuzz_options links tools/options.c too.
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(PUB_H) $(SRC_H) tools/options.c tools/options.h
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -Itools -o $@ $< $(LIB_SRC) $(if $(filter fuzz_options,$*),tools/options.c) \
-	    $(HWLOC_LIBS) $(JANSSON_LIBS) -lpthread -lm
+	    $(HWLOC_LIBS) $(JANSSON_LIBS) $(YAML_LIBS) -lpthread -lm
 
 fuzz: $(FUZZ_BIN)
 
@@ -170,11 +176,11 @@ fuzz: $(FUZZ_BIN)
 TSAN_TESTS  := test_executor test_streams
 TSAN_BIN    := $(TSAN_TESTS:%=build-tsan/%)
 TSAN_CFLAGS := -std=c11 -g -O1 -fsanitize=thread -fopenmp -Wall -Wextra -Werror -Iinclude -Isrc \
-               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS)
+               -D_GNU_SOURCE $(HWLOC_CFLAGS) $(JANSSON_CFLAGS) $(YAML_CFLAGS)
 build-tsan/%: tests/unit/%.c $(LIB_SRC) $(RT_SRC) $(PUB_H) $(SRC_H) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	clang $(TSAN_CFLAGS) -DPF_SOURCE_DIR='"$(CURDIR)"' -o $@ $< $(LIB_SRC) $(RT_SRC) $(HWLOC_LIBS) \
-	    $(JANSSON_LIBS) -lpthread -lm -lcmocka
+	    $(JANSSON_LIBS) $(YAML_LIBS) -lpthread -lm -lcmocka
 
 tsan: $(TSAN_BIN)
 	@tests/run_tsan.sh $(TSAN_BIN)

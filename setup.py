@@ -7,8 +7,8 @@
 (or, into Debian's own Python, `/usr/bin/python3 -m pip install --no-build-isolation
 --break-system-packages .`).  The extension is compiled from python/pinfer/_pinfer.c and
 libpinfer's sources (src/*/*.c but the server) in one go, so that no prior `make` is needed;
-it needs a C compiler, pkg-config, libhwloc-dev and libjansson-dev, and for the tool's server
-libmicrohttpd-dev and libzip-dev, as `make` does.  The `pinfer` tool (tools/*.c over the
+it needs a C compiler, pkg-config, libhwloc-dev, libjansson-dev and libyaml-dev, and for the
+tool's server libmicrohttpd-dev and libzip-dev, as `make` does.  The `pinfer` tool (tools/*.c over the
 library's sources without the runtime, as the Makefile links build/pinfer) is compiled by the
 same step: one copy goes into the package (pinfer/_tool/pinfer, which `python -m pinfer`
 runs) and one into the environment's bin directory, as the `pinfer` command itself (the
@@ -33,7 +33,7 @@ def version():
         return re.search(r'#define PINFER_VERSION "([^"]+)"', header.read()).group(1)
 
 
-LIBRARY_PACKAGES = ["hwloc", "jansson"]
+LIBRARY_PACKAGES = ["hwloc", "jansson", "yaml-0.1"]
 # The server (src/server, in the tool only) adds its HTTP library and libzip.
 SERVER_PACKAGES = ["libmicrohttpd", "libzip"]
 

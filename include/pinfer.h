@@ -1102,20 +1102,28 @@ int pf_tune_space_default(const pf_topology *topo, const pf_tune_space_options *
 void pf_tune_space_free(pf_tune_space *space);
 
 /*
- * Replace a knob's values (checked: "NxC" with N, C >= 1; on/off; a node id;
- * a known allocator or runtime; whole numbers >= 0, batch size >= 1); the
- * default becomes the old default's value if it is among them, else the
- * first.  -EINVAL with *why for a bad or repeated value or an empty list.
+ * Replace a knob's values (checked: "NxC" with N, C >= 1, exactly digits 'x'
+ * digits; on/off; bind/off; "all" or a node id; a known allocator or
+ * runtime; KMP_BLOCKTIME 0-1000000 ms, batch size 1-4096, delay
+ * 0-3600000 ms), copied in canonical form ("02x4" is "2x4"); the ordered
+ * knobs are sorted (split by C, then N; the numbers by value).  The default
+ * becomes the old default's value if it is among them, else the first
+ * written.  -EINVAL with *why for a bad or repeated value or an empty list
+ * (the space unchanged), -ENOMEM.
  */
 int pf_tune_space_set(pf_tune_space *space, pf_tune_knob knob, char *const *values, size_t n,
                       char **why);
 
 /*
  * --space FILE: a JSON or YAML mapping of knob names to lists of values
- * ({"split": ["1x8", "2x4"], "allocator": ["jemalloc"]}), each applied with
- * pf_tune_space_set().  `source` names it in messages.  -EINVAL with *why
- * (one line, naming the file; an unknown knob, a value that is not a list),
- * -ENOMEM.
+ * ({"split": ["1x8", "2x4"], "allocator": ["jemalloc"]}; values strings or
+ * whole numbers, booleans for logical_cores), each applied with
+ * pf_tune_space_set().  JSON when `source` ends in .json, YAML when in
+ * .yaml / .yml, else JSON when the text starts with '{' or '['.  `source`
+ * names it in messages (NULL: "--space").  Every value is checked before
+ * any is set: a refused file leaves the space as it was.  -EINVAL with *why
+ * (one line "SOURCE:LINE: ..."; an unknown or repeated knob, a value that
+ * is not a list, a bad value), -ENOMEM.
  */
 int pf_tune_space_load(pf_tune_space *space, const char *text, size_t len, const char *source,
                        char **why);
@@ -1190,15 +1198,22 @@ void pf_tune_search_free(pf_tune_search *search);
  * ncores_per_instance), ninstances, use_all_nodes, use_logical_core,
  * disable_numactl, disable_iomp, malloc) and their value lists
  * (all_physical_cores / all_logical_cores, lists of ints, bools, tc/je/pt),
- * mapped onto the space (docs/tune.md, "hypertune"): the knobs not in hp
- * take hypertune's defaults.  Unknown keys are errors.  -EINVAL with *why
- * ("FILE:LINE: ..."), -ENOMEM.  Free the strings with pf_tune_conf_clear().
+ * mapped onto the space (docs/tune.md, "hypertune"; src/tune/conf.c): the
+ * knobs not in hp take hypertune's defaults, those in hp without a list its
+ * default search spaces; ncore x ninstances become splits "NxC" (-1: what
+ * the launcher picks, P / N or P / C, both -1 "1xP"), those with N * C > P
+ * left out with a note, P the physical cores of the topology's allowed
+ * CPUs.  KMP_BLOCKTIME and the batch knobs stay as the space has them.
+ * Unknown keys are errors.  -EINVAL with *why ("FILE:LINE: ..."; the space
+ * unchanged), -ENOMEM.  *out is always initialised; free its strings with
+ * pf_tune_conf_clear().
  */
 typedef struct pf_tune_conf {
     int strategy;     /* a pf_tune_strategy; -1: not set */
     long max_trials;  /* 0: not set */
     char *output_dir; /* NULL: not set */
-    char **notes;     /* NULL-terminated (NULL: none): combinations left out, say */
+    char **notes;     /* "FILE:LINE: ..." NULL-terminated (NULL: none): combinations left
+                         out, lists of knobs not in hp, libraries the space lacked */
 } pf_tune_conf;
 
 int pf_tune_conf_parse(const char *text, size_t len, const char *source, const pf_topology *topo,
@@ -1208,10 +1223,11 @@ void pf_tune_conf_clear(pf_tune_conf *conf);
 /*
  * hypertune's objective line: "@hypertune {'name': 'latency', 'higher_is_better':
  * False, 'target_val': 10}" (a Python dict: single or double quotes, True /
- * False / true / false; name mandatory, higher_is_better default false,
- * target_val optional); its value is the next line of output.  1 when the
- * line holds one (*name malloc'd), 0 when it does not, -EINVAL with *why for
- * a malformed one.
+ * False / true / false / 1 / 0; name mandatory, non-empty, printable;
+ * higher_is_better default false; target_val optional, a number; other
+ * keys ignored), anywhere in the line, nothing but blanks after its '}'; its
+ * value is the next line of output.  1 when the line holds one (*name
+ * malloc'd), 0 when it does not, -EINVAL with *why for a malformed one.
  */
 int pf_tune_hypertune_line(const char *line, char **name, bool *higher_is_better, char **why);
 
@@ -1229,14 +1245,20 @@ typedef struct pf_tune_trial {
         status; /* "ok", or why it failed ("exit 3", "timeout", "no metric", "p99 above the SLO") */
 } pf_tune_trial;
 
-/* record.csv of trials (the objective's column named `objective`).  0 or -ENOMEM. */
+/*
+ * record.csv of trials: hypertune's 7 columns, the objective's (named
+ * `objective`, the objective's name; NULL: "objective"; empty for a failed
+ * trial), then pinfer's (src/tune/record.c).  Numbers in the C locale.
+ * 0 or -ENOMEM.
+ */
 int pf_tune_record_to_csv(const pf_tune_space *space, const char *objective,
                           const pf_tune_trial *trials, size_t n, char **out);
 /*
  * Read a record.csv back (--resume): rows whose values are all in the space
- * become trials; others are skipped and counted in *skipped.  -EINVAL with
- * *why (not a record of pinfer tune: its header), -ENOMEM.  Free with
- * pf_tune_trials_free().
+ * (and whose hypertune columns agree with pinfer's) become trials, KMP_BLOCKTIME
+ * at its default without Intel OpenMP; others are skipped and counted in
+ * *skipped.  An empty text is no trial.  -EINVAL with *why (not a record of
+ * pinfer tune: its header), -ENOMEM.  Free with pf_tune_trials_free().
  */
 int pf_tune_record_parse(const pf_tune_space *space, const char *text, size_t len,
                          pf_tune_trial **trials, size_t *n, size_t *skipped, char **why);
@@ -1247,7 +1269,10 @@ void pf_tune_trials_free(pf_tune_trial *trials, size_t n);
  * every trial (its knobs' values, value, spread, repeats, seconds, status,
  * ratio to the default's value) in the order run, the index of the best
  * (-1: none) and whether it beat the runner-up by more than the noise
- * (`winner`: false means a tie).  0 or -ENOMEM.
+ * (`winner`: false means a tie).  The default's value is that of the first
+ * successful trial of the default configuration (`default_trial`, -1:
+ * none; KMP_BLOCKTIME compared only with Intel OpenMP); without one, or
+ * for a failed trial, value and ratio are null.  0 or -ENOMEM.
  */
 int pf_tune_record_to_json(const pf_tune_space *space, const char *objective, bool higher_is_better,
                            const pf_tune_trial *trials, size_t n, long best, bool winner,

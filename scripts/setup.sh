@@ -8,7 +8,7 @@
 set -eu
 packages=(
     build-essential pkg-config make clang clang-format libclang-rt-14-dev
-    libhwloc-dev hwloc libudev-dev libcmocka-dev libjansson-dev
+    libhwloc-dev hwloc libudev-dev libcmocka-dev libjansson-dev libyaml-dev
     libgoogle-perftools-dev libjemalloc-dev libomp-dev numactl
     libmicrohttpd-dev libzip-dev apache2-utils wrk curl tmux
     python3 python3-pytest python3-requests python3-pil python3-fastapi python3-uvicorn
