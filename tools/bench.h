@@ -23,6 +23,10 @@ typedef struct bench_config {
     pf_allocator allocator; /* in effect (never AUTO for default and threads) */
     pf_omp_runtime omp;
     char *error; /* set: the name is not a configuration (why) */
+    /* Set by pinfer tune: the options given to pinfer serve instead of the bench command
+       line's planning options, and variables added to its environment (NULL: none). */
+    char *const *serve_args;
+    char *const *env;
 } bench_config;
 
 /* What every configuration of one run shares. */
@@ -56,6 +60,13 @@ typedef struct bench_run {
     int batch_size;
     int max_batch_delay;
 } bench_run;
+
+/*
+ * The model, its store and the request body of a serving run: the built-in
+ * model, or --model (with --handler), and --input or the generated image
+ * (in run->dir/model).  0, or an error with *why.
+ */
+int bench_prepare_serving(bench_run *run, char **why);
 
 /* Measure one configuration into *out (error set when it could not be). */
 void bench_serving(bench_run *run, const bench_config *cfg, pf_bench_config *out);
@@ -127,6 +138,9 @@ char *bench_describe_status(int status);
 
 /* The last non-empty line of a file holding "error" if one does, else the last (malloc'd). */
 char *bench_last_error_line(const char *path);
+
+/* Free what a measured configuration holds (not the structure itself). */
+void bench_config_clear(pf_bench_config *c);
 
 /* Latency figures and CDF of a histogram in microseconds. */
 void bench_fill_latency(pf_bench_config *out, const pf_histogram *us);

@@ -345,3 +345,18 @@ void bench_fill_latency(pf_bench_config *out, const pf_histogram *us)
     }
     out->ncdf = n;
 }
+
+void bench_config_clear(pf_bench_config *c)
+{
+    free(c->name);
+    free(c->description);
+    free(c->command);
+    free(c->error);
+    free(c->cdf);
+    for (size_t i = 0; i < c->nfindings; i++)
+        free(c->findings[i]);
+    free(c->findings);
+    free(c->cpu_map.cpus);
+    free(c->cpu_map.busy);
+    memset(c, 0, sizeof *c);
+}

@@ -94,7 +94,10 @@ static void server_argv(const bench_run *run, const bench_config *cfg, words *w)
         add(w, "--python");
         add(w, run->python);
     }
-    if (cfg->base == BENCH_PINNED) {
+    if (cfg->serve_args) {
+        for (size_t i = 0; cfg->serve_args[i]; i++)
+            add(w, cfg->serve_args[i]);
+    } else if (cfg->base == BENCH_PINNED) {
         char **plan = NULL;
         if (tool_bench_plan_args(run->opts, &plan) == 0)
             for (size_t i = 0; plan[i]; i++)
@@ -426,11 +429,36 @@ void bench_serving(bench_run *run, const bench_config *cfg, pf_bench_config *out
     so.stdio[2] = log;
     so.new_group = true;
     so.death_signal = SIGKILL;
+    char **envp = NULL;
+    if (cfg->env && cfg->env[0]) {
+        /* This process's environment, the configuration's variables replacing its own. */
+        extern char **environ;
+        size_t n = 0, extra = 0;
+        while (environ[n])
+            n++;
+        while (cfg->env[extra])
+            extra++;
+        envp = calloc(n + extra + 1, sizeof *envp);
+        size_t k = 0;
+        for (size_t i = 0; envp && i < n; i++) {
+            bool replaced = false;
+            for (size_t e = 0; e < extra && !replaced; e++) {
+                size_t len = strcspn(cfg->env[e], "=");
+                replaced = strncmp(environ[i], cfg->env[e], len + 1) == 0;
+            }
+            if (!replaced)
+                envp[k++] = environ[i];
+        }
+        for (size_t e = 0; envp && e < extra; e++)
+            envp[k++] = cfg->env[e];
+        so.envp = envp;
+    }
     if (run->restricted && cfg->base != BENCH_PINNED) {
         so.cpus = run->cpus;
         so.ncpus = run->ncpus;
     }
     int rc = pf_spawn(&so, &srv.pid, &why);
+    free(envp);
     close(fds[1]);
     srv.out = fds[0];
     if (rc < 0) {

@@ -323,8 +323,7 @@ static int read_file(const char *path, char **data, size_t *len, char **why)
     return *data ? 0 : -ENOMEM;
 }
 
-/* The model, its store and the request body: built in, or the user's. */
-static int prepare_serving(bench_run *run, char **why)
+int bench_prepare_serving(bench_run *run, char **why)
 {
     const tool_bench_options *b = &run->opts->bench;
     char *model_dir = bench_format("%s/model", run->dir);
@@ -801,7 +800,7 @@ static int cmd_bench(const tool_options *o)
     }
     run.count = ncfgs;
     if (rc == 0 && serving)
-        rc = prepare_serving(&run, &why);
+        rc = bench_prepare_serving(&run, &why);
     if (rc < 0) {
         configs_free(cfgs, ncfgs);
         pf_bench_report_clear(&rep);

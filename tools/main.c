@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const tool_command_def *const COMMANDS[] = {&tool_cmd_run,   &tool_cmd_plan,
-                                                   &tool_cmd_topo,  &tool_cmd_serve,
-                                                   &tool_cmd_check, &tool_cmd_bench};
+static const tool_command_def *const COMMANDS[] = {
+    &tool_cmd_run,   &tool_cmd_plan,  &tool_cmd_topo, &tool_cmd_serve,
+    &tool_cmd_check, &tool_cmd_bench, &tool_cmd_tune};
 #define NCOMMANDS (sizeof COMMANDS / sizeof *COMMANDS)
 
 int tool_fail(bool json, int rc, char *why)

@@ -79,7 +79,20 @@ enum opt_id {
     O_CONCURRENCY,
     O_RATE,
     O_REQUESTS,
-    O_WARMUP
+    O_WARMUP,
+    O_SERVE_MODEL,
+    O_SPACE,
+    O_CONF,
+    O_MINIMIZE,
+    O_SLO,
+    O_TUNE_STRATEGY,
+    O_MAX_TRIALS,
+    O_BUDGET,
+    O_REPEAT,
+    O_TIMEOUT,
+    O_RESUME,
+    O_OUTPUT,
+    O_SEED
 };
 
 /* The longest grace period PINFER_GRACE_MS may ask for: an hour. */
@@ -92,14 +105,25 @@ enum opt_id {
 #define FOR_SERVE (1u << CMD_SERVE)
 #define FOR_CHECK (1u << CMD_CHECK)
 #define FOR_BENCH (1u << CMD_BENCH)
+#define FOR_TUNE (1u << CMD_TUNE)
 #define FOR_LAUNCH (FOR_RUN | FOR_PLAN)
 /* The launcher's options that also shape `pinfer serve`'s workers and bench's pinned plan. */
 #define FOR_WORKERS (FOR_LAUNCH | FOR_SERVE | FOR_BENCH)
 
 /* The help's headings, in the order they are printed. */
-enum group { G_BENCH, G_SERVE, G_CHECK, G_INSTANCES, G_ENVIRONMENT, G_PROGRAM, G_OTHER, NGROUPS };
-static const char *const GROUP_NAMES[NGROUPS] = {"Benchmarking", "Serving", "Checking", "Instances",
-                                                 "Environment",  "Program", "Other"};
+enum group {
+    G_TUNE,
+    G_BENCH,
+    G_SERVE,
+    G_CHECK,
+    G_INSTANCES,
+    G_ENVIRONMENT,
+    G_PROGRAM,
+    G_OTHER,
+    NGROUPS
+};
+static const char *const GROUP_NAMES[NGROUPS] = {"Tuning",    "Benchmarking", "Serving", "Checking",
+                                                 "Instances", "Environment",  "Program", "Other"};
 
 /*
  * One row per option: its spellings (the first is canonical; '_' for '-'
@@ -116,6 +140,32 @@ typedef struct option_spec {
 } option_spec;
 
 static const option_spec OPTIONS[] = {
+    {{"--serve"},
+     "MODEL",
+     O_SERVE_MODEL,
+     FOR_TUNE,
+     G_TUNE,
+     "tune pinfer serve on MODEL (or builtin)"},
+    {{"--space"}, "FILE", O_SPACE, FOR_TUNE, G_TUNE, "narrow or widen the space (JSON or YAML)"},
+    {{"--conf", "--conf-file"}, "FILE", O_CONF, FOR_TUNE, G_TUNE, "an IPEX hypertune YAML file"},
+    {{"--strategy"}, "S", O_TUNE_STRATEGY, FOR_TUNE, G_TUNE, "auto|grid|random (default auto)"},
+    {{"--max-trials"}, "N", O_MAX_TRIALS, FOR_TUNE, G_TUNE, "at most N trials"},
+    {{"--budget"}, "S", O_BUDGET, FOR_TUNE, G_TUNE, "no trial started after S seconds"},
+    {{"--repeat"}, "K", O_REPEAT, FOR_TUNE, G_TUNE, "runs per trial, the median kept (default 1)"},
+    {{"--timeout"}, "S", O_TIMEOUT, FOR_TUNE, G_TUNE, "one run's limit (default 600)"},
+    {{"--metric"}, "REGEX", O_METRIC, FOR_TUNE, G_TUNE, "the objective: the first group, summed"},
+    {{"--minimize"}, NULL, O_MINIMIZE, FOR_TUNE, G_TUNE, "lower --metric values are better"},
+    {{"--slo-p99"}, "MS", O_SLO, FOR_TUNE, G_TUNE, "serving: trials above this p99 fail"},
+    {{"--output"}, "DIR", O_OUTPUT, FOR_TUNE, G_TUNE, "(default ./pinfer-tune-TIMESTAMP)"},
+    {{"--resume"}, NULL, O_RESUME, FOR_TUNE, G_TUNE, "reuse the trials of DIR/record.csv"},
+    {{"--seed"}, "N", O_SEED, FOR_TUNE, G_TUNE, "random's seed (default 1)"},
+    {{"--duration"},
+     "S",
+     O_DURATION,
+     FOR_TUNE,
+     G_TUNE,
+     "serving: each trial's measured phase (10)"},
+    {{"--warmup"}, "S", O_WARMUP, FOR_TUNE, G_TUNE, "serving: each trial's warm-up (default 3)"},
     {{"--configs"},
      "LIST",
      O_CONFIGS,
@@ -129,12 +179,22 @@ static const option_spec OPTIONS[] = {
      G_BENCH,
      "a TorchScript file or .mar (default: built in)"},
     {{"--arch"}, "NAME", O_ARCH, FOR_BENCH, G_BENCH, "the built-in model (default resnet18)"},
-    {{"--handler"}, "NAME", O_HANDLER, FOR_BENCH, G_BENCH, "the handler of a TorchScript --model"},
-    {{"--input"}, "FILE", O_INPUT, FOR_BENCH, G_BENCH, "each request's body (default: an image)"},
+    {{"--handler"},
+     "NAME",
+     O_HANDLER,
+     FOR_BENCH | FOR_TUNE,
+     G_BENCH,
+     "the handler of a TorchScript --model"},
+    {{"--input"},
+     "FILE",
+     O_INPUT,
+     FOR_BENCH | FOR_TUNE,
+     G_BENCH,
+     "each request's body (default: an image)"},
     {{"--concurrency"},
      "C",
      O_CONCURRENCY,
-     FOR_BENCH,
+     FOR_BENCH | FOR_TUNE,
      G_BENCH,
      "connections (default 2 x workers x batch size)"},
     {{"--rate"}, "R", O_RATE, FOR_BENCH, G_BENCH, "open loop: R requests a second"},
@@ -217,7 +277,12 @@ static const option_spec OPTIONS[] = {
      G_SERVE,
      "queued requests per model before 503 (100)"},
     {{"--pinning"}, "P", O_PINNING, FOR_SERVE, G_SERVE, "pinned|threads|none (default pinned)"},
-    {{"--python"}, "PATH", O_PYTHON, FOR_SERVE | FOR_BENCH, G_SERVE, "the workers' interpreter"},
+    {{"--python"},
+     "PATH",
+     O_PYTHON,
+     FOR_SERVE | FOR_BENCH | FOR_TUNE,
+     G_SERVE,
+     "the workers' interpreter"},
     {{"--frontend-cpus"},
      "LIST",
      O_FRONTEND_CPUS,
@@ -358,13 +423,13 @@ static const option_spec OPTIONS[] = {
     {{"--module", "-m"},
      NULL,
      O_MODULE,
-     FOR_LAUNCH | FOR_BENCH,
+     FOR_LAUNCH | FOR_BENCH | FOR_TUNE,
      G_PROGRAM,
      "run PROGRAM as a Python module"},
     {{"--no-python"},
      NULL,
      O_NO_PYTHON,
-     FOR_LAUNCH | FOR_BENCH,
+     FOR_LAUNCH | FOR_BENCH | FOR_TUNE,
      G_PROGRAM,
      "run PROGRAM directly, not with python"},
     {{"--log-path", "--log-dir"},
@@ -394,14 +459,15 @@ static const option_spec OPTIONS[] = {
     {{"--json"},
      NULL,
      O_JSON,
-     FOR_PLAN | FOR_TOPO | FOR_CHECK | FOR_BENCH,
+     FOR_PLAN | FOR_TOPO | FOR_CHECK | FOR_BENCH | FOR_TUNE,
      G_OTHER,
      "machine-readable output"},
 };
 
 #define NOPTIONS (sizeof OPTIONS / sizeof *OPTIONS)
 
-static const char *const COMMAND_NAMES[] = {"run", "plan", "topo", "serve", "check", "bench"};
+static const char *const COMMAND_NAMES[] = {"run",   "plan",  "topo", "serve",
+                                            "check", "bench", "tune"};
 
 void tool_options_help(tool_command command, FILE *out)
 {
@@ -558,6 +624,19 @@ static int parse_seconds(const char *name, const char *text, double *out, char *
     return 0;
 }
 
+/* A positive decimal number up to max (seconds, or milliseconds for --slo-p99). */
+static int parse_seconds_max(const char *name, const char *text, double max, double *out,
+                             char **why)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (!*text || *end || errno || !(v > 0) || v > max || text[0] == ' ')
+        return usage_error(why, "%s: '%s' is not a number above 0 and at most %g", name, text, max);
+    *out = v;
+    return 0;
+}
+
 /* Seconds that may be 0: a decimal number in [0, 3600]. */
 static int parse_seconds0(const char *name, const char *text, double *out, char **why)
 {
@@ -603,6 +682,35 @@ static int apply_bench(tool_bench_options *b, const option_spec *spec, const cha
         return 0;
     }
     case O_WARMUP: return parse_seconds0(name, value, &b->warmup_s, why);
+    default: return usage_error(why, "internal error: unhandled option %s", name);
+    }
+}
+
+static int apply_tune(tool_tune_options *t, const option_spec *spec, const char *name,
+                      const char *value, char **why)
+{
+    static const char *const strategies[] = {"auto", "grid", "random", NULL};
+    if (spec->value && !*value)
+        return usage_error(why, "%s: empty value", name);
+    switch (spec->id) {
+    case O_SERVE_MODEL: t->serve = value; return 0;
+    case O_SPACE: t->space = value; return 0;
+    case O_CONF: t->conf = value; return 0;
+    case O_OUTPUT: t->output = value; return 0;
+    case O_MINIMIZE: t->minimize = true; return 0;
+    case O_RESUME: t->resume = true; return 0;
+    case O_TUNE_STRATEGY: return parse_choice(name, value, strategies, &t->strategy, why);
+    case O_MAX_TRIALS: return parse_range(name, value, 1, 1 << 20, &t->max_trials, why);
+    case O_REPEAT: return parse_range(name, value, 1, 100, &t->repeat, why);
+    case O_BUDGET: return parse_seconds_max(name, value, 30 * 86400.0, &t->budget_s, why);
+    case O_TIMEOUT: return parse_seconds_max(name, value, 86400.0, &t->timeout_s, why);
+    case O_SLO: return parse_seconds_max(name, value, 3600000.0, &t->slo_p99_ms, why);
+    case O_SEED: {
+        int v = 0;
+        int rc = parse_range(name, value, 0, 1 << 30, &v, why);
+        t->seed = v;
+        return rc;
+    }
     default: return usage_error(why, "internal error: unhandled option %s", name);
     }
 }
@@ -701,6 +809,19 @@ static int apply(tool_options *o, const option_spec *spec, const char *name, con
     case O_REQUESTS:
     case O_RATE:
     case O_WARMUP: return apply_bench(&o->bench, spec, name, value, why);
+    case O_SERVE_MODEL:
+    case O_SPACE:
+    case O_CONF:
+    case O_OUTPUT:
+    case O_MINIMIZE:
+    case O_RESUME:
+    case O_TUNE_STRATEGY:
+    case O_MAX_TRIALS:
+    case O_REPEAT:
+    case O_BUDGET:
+    case O_TIMEOUT:
+    case O_SLO:
+    case O_SEED: return apply_tune(&o->tune, spec, name, value, why);
     case O_DURATION: return parse_seconds(name, value, &o->duration_s, why);
     case O_INTERVAL: return parse_seconds(name, value, &o->interval_s, why);
     default: return apply_serve(&o->serve, spec, name, value, why);
@@ -770,6 +891,8 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
     o->log_prefix = "run";
     o->serve.max_batch_delay = -1;
     o->bench.warmup_s = -1;
+    o->tune.strategy = -1;
+    o->tune.seed = -1;
     o->argv = argv;
     o->argc = argc;
     const char *env_topology = getenv("PINFER_TOPOLOGY");
@@ -876,6 +999,31 @@ int tool_parse_options(tool_command command, int argc, char **argv, tool_options
             return usage_error(why, "bench: --arch names the built-in model: not with --model");
         if (b->handler && !b->model)
             return usage_error(why, "bench: --handler goes with --model FILE");
+    }
+    if (command == CMD_TUNE) {
+        const tool_tune_options *t = &o->tune;
+        const tool_bench_options *b = &o->bench;
+        if (!o->program == !t->serve)
+            return usage_error(why,
+                               "tune: give -- PROGRAM [ARGS...] or --serve MODEL (one of them)");
+        const char *serving_only = t->slo_p99_ms > 0   ? "--slo-p99"
+                                   : b->handler        ? "--handler"
+                                   : b->input          ? "--input"
+                                   : b->concurrency    ? "--concurrency"
+                                   : o->duration_s > 0 ? "--duration"
+                                   : b->warmup_s >= 0  ? "--warmup"
+                                                       : NULL;
+        if (o->program && serving_only)
+            return usage_error(why, "tune: %s is for --serve, not for a PROGRAM", serving_only);
+        if (t->serve && (b->metric || t->minimize || o->module || o->no_python))
+            return usage_error(why, "tune: %s is for a PROGRAM, not for --serve",
+                               b->metric     ? "--metric"
+                               : t->minimize ? "--minimize"
+                               : o->module   ? "--module"
+                                             : "--no-python");
+        if (t->minimize && !b->metric)
+            return usage_error(why, "tune: --minimize goes with --metric (the default objective, "
+                                    "the run's wall time, is always minimised)");
     }
     if (command == CMD_RUN && !o->program)
         return usage_error(why, "run: no PROGRAM to launch");

@@ -18,7 +18,8 @@ typedef enum tool_command {
     CMD_TOPO,
     CMD_SERVE,
     CMD_CHECK,
-    CMD_BENCH
+    CMD_BENCH,
+    CMD_TUNE
 } tool_command;
 
 #define TOOL_MAX_MODEL_ARGS 64
@@ -54,6 +55,23 @@ typedef struct tool_bench_options {
     double warmup_s; /* -1: not given */
 } tool_bench_options;
 
+/* What `pinfer tune` takes; NULL / 0: not given. */
+typedef struct tool_tune_options {
+    const char *serve;  /* --serve MODEL ("builtin": the built-in model) */
+    const char *space;  /* --space FILE */
+    const char *conf;   /* --conf FILE (IPEX hypertune's YAML) */
+    const char *output; /* --output DIR */
+    bool minimize;
+    bool resume;
+    double slo_p99_ms;
+    int strategy; /* a pf_tune_strategy; -1: not given */
+    int max_trials;
+    double budget_s;
+    int repeat;
+    double timeout_s;
+    long seed; /* -1: not given */
+} tool_tune_options;
+
 typedef struct tool_options {
     tool_command command;
     pf_plan_options plan;
@@ -76,6 +94,7 @@ typedef struct tool_options {
     int nprogram;
     tool_serve_options serve;
     tool_bench_options bench;
+    tool_tune_options tune;
     int children_of;   /* check --children PID; 0: not given */
     bool all;          /* check --all */
     bool watch;        /* check --watch */

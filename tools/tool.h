@@ -28,6 +28,7 @@ extern const tool_command_def tool_cmd_topo;
 extern const tool_command_def tool_cmd_serve;
 extern const tool_command_def tool_cmd_check;
 extern const tool_command_def tool_cmd_bench;
+extern const tool_command_def tool_cmd_tune;
 
 /*
  * Report a failure as "pinfer: error: <why>" (and {"error": ...} on stdout

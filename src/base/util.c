@@ -236,6 +236,9 @@ void pf__format_double(double v, char *buf)
         if (strtod(buf, NULL) == v)
             return;
     }
+    /* 17 decimals are not always enough in fixed notation (0.0225313869996171 needs 18):
+       17 significant digits always read back as the same double. */
+    snprintf(buf, PF__DOUBLE_TEXT, "%.17g", v);
 }
 
 int pf__strv_take(pf__strv *sv, char *s)

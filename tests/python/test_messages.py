@@ -16,7 +16,7 @@ def test_unknown_command_with_control_characters(pinfer):
     status, _, err = run(pinfer, "pla\nn\x1b[31m")
     assert status == 2
     assert err == ("pinfer: error: unknown command 'pla\\nn\\x1b[31m' "
-                   "(commands: run, plan, topo, serve, check, bench)\n")
+                   "(commands: run, plan, topo, serve, check, bench, tune)\n")
 
 
 def test_program_with_a_newline(pinfer):

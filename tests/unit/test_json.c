@@ -5,6 +5,9 @@
 #include "pf_test.h"
 
 #include "base/json.h"
+#include "base/util.h"
+
+#include <stdlib.h>
 
 static char *one_string(const char *s)
 {
@@ -103,6 +106,34 @@ static void test_printable(void **state)
     }
 }
 
+/* Numbers: short where they can be, and always read back as the same double. */
+static void test_numbers(void **state)
+{
+    (void)state;
+    static const struct {
+        double v;
+        const char *text;
+    } rows[] = {
+        {400.0, "400.0"}, {2.5, "2.5"}, {0.1, "0.1"}, {1e20, "1e+20"}, {0, "0.0"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        char text[PF__DOUBLE_TEXT];
+        pf__format_double(rows[i].v, text);
+        if (strcmp(text, rows[i].text) != 0)
+            fail_msg("row %zu: got '%s', want '%s'", i, text, rows[i].text);
+        assert_true(strtod(text, NULL) == rows[i].v);
+    }
+    /* Round trips over many magnitudes: between 1e-4 and 0.1, 17 decimals in fixed
+       notation are 13 to 16 significant digits, not always enough. */
+    double v = 1.2345678901234567e-9;
+    for (int i = 0; i < 400; i++, v *= 1.37) {
+        char text[PF__DOUBLE_TEXT];
+        pf__format_double(v, text);
+        if (strtod(text, NULL) != v)
+            fail_msg("%.17g written as '%s'", v, text);
+    }
+}
+
 int main(void)
 {
     /* clang-format off */
@@ -110,6 +141,7 @@ int main(void)
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_document),
         cmocka_unit_test(test_printable),
+        cmocka_unit_test(test_numbers),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
