@@ -109,7 +109,8 @@ python_suite() {
 serve_san_suite() {
     make -s SAN=1 build-san/pinfer >/dev/null || return 1
     PINFER_TEST_BIN=build-san/pinfer python_suite /usr/bin/python3 -m pytest -q -rs \
-        -p no:cacheprovider tests/python/test_serve.py tests/python/test_bench.py
+        -p no:cacheprovider tests/python/test_serve.py tests/python/test_bench.py \
+        tests/python/test_tune.py
 }
 
 suite "build" bash -c 'make -j2 all >/dev/null && make python >/dev/null &&
@@ -118,7 +119,7 @@ suite "unit (C, cmocka)" make -s unit
 suite "golden (CLI)" make -s golden
 suite "python (pytest)" python_suite
 suite "unit under ASan+UBSan" make -s SAN=1 unit
-suite "serve, bench under ASan+UBSan" serve_san_suite
+suite "serve, bench, tune under ASan+UBSan" serve_san_suite
 suite "golden under ASan+UBSan" make -s SAN=1 golden
 suite "executors, streams under TSan" make -s tsan
 suite "fuzz (libFuzzer, hints)" bash -c 'make -s fuzz >/dev/null && tests/run_fuzz.sh'
