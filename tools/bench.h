@@ -79,6 +79,19 @@ void bench_progress(const bench_run *run, const char *name, bool final, const ch
 /* *why = the formatted message (malloc'd); returns rc. */
 int bench_fail(char **why, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * The unit of a program's --metric: the plain words after its group
+ * ("([0-9.]+) inferences/s" -> "inferences/s"), else `fallback` (malloc'd).
+ */
+char *bench_metric_unit(const char *regex, const char *fallback);
+
+/*
+ * This process's environment with `add` ("NAME=value", NULL-terminated)
+ * replacing or adding variables: an array of borrowed strings (free() it,
+ * not them); NULL when out of memory.
+ */
+char **bench_env_with(char *const *add);
+
 /* A formatted, malloc'd string (NULL when out of memory). */
 char *bench_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -360,3 +360,45 @@ void bench_config_clear(pf_bench_config *c)
     free(c->cpu_map.busy);
     memset(c, 0, sizeof *c);
 }
+
+char *bench_metric_unit(const char *regex, const char *fallback)
+{
+    const char *close = strchr(regex, ')');
+    if (!close)
+        return strdup(fallback);
+    const char *start = close + 1;
+    while (*start == ' ')
+        start++;
+    size_t len = strlen(start);
+    while (len > 0 && start[len - 1] == ' ')
+        len--;
+    bool plain = len > 0 && len < 40;
+    for (size_t i = 0; plain && i < len; i++)
+        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/ _%-",
+                       start[i]) != NULL;
+    return plain ? bench_format("%.*s", (int)len, start) : strdup(fallback);
+}
+
+char **bench_env_with(char *const *add)
+{
+    extern char **environ;
+    size_t n = 0, extra = 0;
+    while (environ[n])
+        n++;
+    while (add && add[extra])
+        extra++;
+    char **envp = calloc(n + extra + 1, sizeof *envp);
+    size_t k = 0;
+    for (size_t i = 0; envp && i < n; i++) {
+        bool replaced = false;
+        for (size_t e = 0; e < extra && !replaced; e++) {
+            size_t len = strcspn(add[e], "=");
+            replaced = strncmp(environ[i], add[e], len + 1) == 0;
+        }
+        if (!replaced)
+            envp[k++] = environ[i];
+    }
+    for (size_t e = 0; envp && e < extra; e++)
+        envp[k++] = add[e];
+    return envp;
+}

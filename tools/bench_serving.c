@@ -429,30 +429,9 @@ void bench_serving(bench_run *run, const bench_config *cfg, pf_bench_config *out
     so.stdio[2] = log;
     so.new_group = true;
     so.death_signal = SIGKILL;
-    char **envp = NULL;
-    if (cfg->env && cfg->env[0]) {
-        /* This process's environment, the configuration's variables replacing its own. */
-        extern char **environ;
-        size_t n = 0, extra = 0;
-        while (environ[n])
-            n++;
-        while (cfg->env[extra])
-            extra++;
-        envp = calloc(n + extra + 1, sizeof *envp);
-        size_t k = 0;
-        for (size_t i = 0; envp && i < n; i++) {
-            bool replaced = false;
-            for (size_t e = 0; e < extra && !replaced; e++) {
-                size_t len = strcspn(cfg->env[e], "=");
-                replaced = strncmp(environ[i], cfg->env[e], len + 1) == 0;
-            }
-            if (!replaced)
-                envp[k++] = environ[i];
-        }
-        for (size_t e = 0; envp && e < extra; e++)
-            envp[k++] = cfg->env[e];
-        so.envp = envp;
-    }
+    /* This process's environment, the configuration's variables replacing its own. */
+    char **envp = cfg->env && cfg->env[0] ? bench_env_with(cfg->env) : NULL;
+    so.envp = envp;
     if (run->restricted && cfg->base != BENCH_PINNED) {
         so.cpus = run->cpus;
         so.ncpus = run->ncpus;

@@ -677,28 +677,6 @@ static int make_dirs(const char *path, char **why)
     return 0;
 }
 
-/*
- * The unit of a program's metric: the plain words after its group
- * ("([0-9.]+) inferences/s" -> "inferences/s"), else "(--metric)".
- */
-static char *metric_unit(const char *regex)
-{
-    const char *close = strchr(regex, ')');
-    if (!close)
-        return strdup("(--metric)");
-    const char *start = close + 1;
-    while (*start == ' ')
-        start++;
-    size_t len = strlen(start);
-    while (len > 0 && start[len - 1] == ' ')
-        len--;
-    bool plain = len > 0 && len < 40;
-    for (size_t i = 0; plain && i < len; i++)
-        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/ _%-",
-                       start[i]) != NULL;
-    return plain ? bench_format("%.*s", (int)len, start) : strdup("(--metric)");
-}
-
 /* ---- the command -------------------------------------------------------- */
 
 static void run_free(bench_run *run)
@@ -840,7 +818,8 @@ static int cmd_bench(const tool_options *o)
                                     "%.0f s",
                                     run.concurrency, run.warmup_s);
     } else {
-        rep.unit = o->bench.metric ? metric_unit(o->bench.metric) : strdup("runs/s");
+        rep.unit =
+            o->bench.metric ? bench_metric_unit(o->bench.metric, "(--metric)") : strdup("runs/s");
         rep.target = pf_shell_join(o->program);
         rep.load = bench_format("%d instances, warm-up %.0f s%s", run.workers, run.warmup_s,
                                 run.duration_s > 0 ? ", stopped at --duration" : "");

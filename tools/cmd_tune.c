@@ -163,30 +163,6 @@ typedef struct run_result {
     double seconds;
 } run_result;
 
-static char **env_with(char *const *add)
-{
-    extern char **environ;
-    size_t n = 0, extra = 0;
-    while (environ[n])
-        n++;
-    while (add && add[extra])
-        extra++;
-    char **envp = calloc(n + extra + 1, sizeof *envp);
-    size_t k = 0;
-    for (size_t i = 0; envp && i < n; i++) {
-        bool replaced = false;
-        for (size_t e = 0; e < extra && !replaced; e++) {
-            size_t len = strcspn(add[e], "=");
-            replaced = strncmp(environ[i], add[e], len + 1) == 0;
-        }
-        if (!replaced)
-            envp[k++] = environ[i];
-    }
-    for (size_t e = 0; envp && e < extra; e++)
-        envp[k++] = add[e];
-    return envp;
-}
-
 /* One run of the program under `pinfer run ARGS`, its objective read from its output. */
 static run_result run_program(tune_run *run, char *const *args, char *const *env, size_t trial,
                               int repeat)
@@ -218,7 +194,7 @@ static run_result run_program(tune_run *run, char *const *args, char *const *env
         argv[n++] = o->program[i];
     argv[n] = NULL;
     output_reader *r = calloc(1, sizeof *r);
-    char **envp = env_with(env);
+    char **envp = bench_env_with(env);
     int fds[2] = {-1, -1};
     if (!r || !envp || pipe2(fds, O_CLOEXEC) < 0) {
         res.status = strdup("out of memory");
@@ -855,20 +831,6 @@ static void run_free(tune_run *run)
     free(run->bench.body);
 }
 
-static char *metric_name(const char *regex)
-{
-    const char *close = strchr(regex, ')');
-    const char *start = close ? close + 1 : "";
-    while (*start == ' ')
-        start++;
-    size_t len = strlen(start);
-    bool plain = len > 0 && len < 40;
-    for (size_t i = 0; plain && i < len; i++)
-        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/ _%-",
-                       start[i]) != NULL;
-    return plain ? bench_format("%.*s", (int)len, start) : strdup("metric");
-}
-
 static int cmd_tune(const tool_options *o)
 {
     tune_run run = {.opts = o, .repeat = o->tune.repeat > 0 ? o->tune.repeat : 1};
@@ -893,7 +855,7 @@ static int cmd_tune(const tool_options *o)
         }
         run.kind = OBJ_METRIC;
         run.higher = !o->tune.minimize;
-        run.objective = metric_name(o->bench.metric);
+        run.objective = bench_metric_unit(o->bench.metric, "metric");
     } else if (o->tune.serve) {
         run.kind = OBJ_SERVE;
         run.higher = true;
