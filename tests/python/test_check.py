@@ -96,7 +96,13 @@ def test_the_same_under_pinfer_run_is_ok(procs):
     runner = demo(procs, 2, [pinfer_path(), "run", "--no-python", "--core-list",
                              "%d,%d" % (cpus[0], cpus[1]), "--"])
     wait_busy(1.5)
-    status, report, err = check(str(runner.pid))
+    # A window in which another job on a shared machine took the CPUs makes the pinned
+    # threads wait on their run queues (OVERSUBSCRIBED, rightly); a wrong placement shows in
+    # every window. Up to three windows.
+    for _ in range(3):
+        status, report, err = check(str(runner.pid))
+        if status == 0 or set(codes(report)) != {"OVERSUBSCRIBED"}:
+            break
     assert status == 0, (report, err)
     assert report["findings"] == []
     threads = report["processes"][0]["threads"]
