@@ -37,8 +37,9 @@ except ImportError as error:  # pragma: no cover - a source tree without `make p
 
 from . import runtime  # noqa: E402
 from . import cpu  # noqa: E402,F401  (pinfer.cpu.runtime, IPEX's spelling)
+from . import quantization  # noqa: E402,F401  (ipex.quantization: prepare, convert)
 from .runtime import *  # noqa: E402,F401,F403  (the names of runtime.__all__)
 
 __version__ = _pinfer.VERSION
 
-__all__ = runtime.__all__ + ["runtime"]
+__all__ = runtime.__all__ + ["runtime", "quantization"]
