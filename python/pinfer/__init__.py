@@ -5,8 +5,13 @@ MultiStreamModule, MultiStreamModuleHint, get_default_num_streams,
 get_core_list_of_node_id, is_runtime_ext_enabled) over libpinfer, so that
 code using IPEX's runtime API runs with ``import pinfer as ipex``:
 ``ipex.cpu.runtime.CPUPool`` keeps working, and ``pinfer.runtime`` is the
-module itself.  IPEX's front end (``ipex.optimize``, ``ipex.quantization``,
-...) is not here: a script that calls it still needs IPEX for that part.
+module itself.  IPEX's front end on stock PyTorch (``pinfer.frontend``):
+``optimize`` (Conv+BN folding, channels-last weights, bf16 on CPUs with
+AVX512_BF16/AMX, trace and freeze with ``sample_input``; ``(model, optimizer)``
+for training) and the switches ``enable_onednn_fusion``, ``set_fp32_math_mode``/
+``get_fp32_math_mode`` with ``FP32MathMode``, ``enable_auto_channels_last``/
+``disable_auto_channels_last``, ``set_verbose`` and ``verbose``; and
+``ipex.quantization`` when ``pinfer.quantization`` is present.
 Also ``topology()`` and ``plan()``: the machine and the launcher's planner
 for Python tools; and ``python -m pinfer ARGS...`` runs the ``pinfer`` tool.
 See docs/python.md.
@@ -37,9 +42,24 @@ except ImportError as error:  # pragma: no cover - a source tree without `make p
 
 from . import runtime  # noqa: E402
 from . import cpu  # noqa: E402,F401  (pinfer.cpu.runtime, IPEX's spelling)
-from . import quantization  # noqa: E402,F401  (ipex.quantization: prepare, convert)
 from .runtime import *  # noqa: E402,F401,F403  (the names of runtime.__all__)
+from . import frontend  # noqa: E402
+from .frontend import *  # noqa: E402,F401,F403  (the names of frontend.__all__)
 
 __version__ = _pinfer.VERSION
 
-__all__ = runtime.__all__ + ["runtime", "quantization"]
+__all__ = runtime.__all__ + ["runtime"] + frontend.__all__ + ["frontend", "quantization"]
+
+
+def __getattr__(name):
+    """``ipex.quantization`` without an explicit import, as IPEX's package has it: the
+    submodule is imported on first use (it imports torch.ao.quantization, which most scripts
+    never need)."""
+    if name == "quantization":
+        import importlib
+        try:
+            return importlib.import_module(__name__ + ".quantization")
+        except ModuleNotFoundError as error:
+            if error.name != __name__ + ".quantization":
+                raise
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

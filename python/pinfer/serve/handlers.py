@@ -275,7 +275,10 @@ def _yaml_config(model_dir, manifest):
 
 def _optimize(model):
     """What ipex_enable asks: pinfer.optimize when the package has it, else IPEX's own, else
-    the model as it is (a warning on stderr)."""
+    the model as it is (a warning on stderr).  pinfer.optimize takes the eager models of
+    modelFile archives (eval mode: Conv+BN folded, channels-last weights) and TorchScript
+    files (frozen: the graph's fusions); when it fails the model is served as it is, with the
+    reason on stderr, rather than the worker failing."""
     import pinfer
     optimize = getattr(pinfer, "optimize", None)
     if optimize is None:
@@ -287,7 +290,17 @@ def _optimize(model):
                              "intel_extension_for_pytorch is available; the model runs as "
                              "it is\n")
             return model
-    return optimize(model)
+    try:
+        optimized = optimize(model)
+    except Exception as error:  # noqa: BLE001 - an optimisation; the model still serves
+        sys.stderr.write("pinfer-worker: warning: ipex_enable: optimize failed (%s); the model "
+                         "runs as it is\n" % _one_line(error))
+        return model
+    sys.stderr.write("pinfer-worker: ipex_enable: %s.optimize applied to the %s model\n"
+                     % (getattr(optimize, "__module__", "pinfer").split(".")[0],
+                        "TorchScript" if isinstance(model, torch.jit.ScriptModule)
+                        else "eager"))
+    return optimized
 
 
 class BaseHandler(object):
