@@ -11,7 +11,8 @@ AVX512_BF16/AMX, trace and freeze with ``sample_input``; ``(model, optimizer)``
 for training) and the switches ``enable_onednn_fusion``, ``set_fp32_math_mode``/
 ``get_fp32_math_mode`` with ``FP32MathMode``, ``enable_auto_channels_last``/
 ``disable_auto_channels_last``, ``set_verbose`` and ``verbose``; and
-``ipex.quantization`` when ``pinfer.quantization`` is present.
+``quantization`` (``ipex.quantization``: ``prepare``, ``convert``, the default
+qconfigs, on torch.ao), imported on first use.
 Also ``topology()`` and ``plan()``: the machine and the launcher's planner
 for Python tools; and ``python -m pinfer ARGS...`` runs the ``pinfer`` tool.
 See docs/python.md.

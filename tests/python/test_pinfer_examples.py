@@ -105,25 +105,23 @@ def test_the_package_imports_from_the_build_tree_anywhere():
 
 
 def test_the_docs_promise_only_the_ipex_the_package_has():
-    """`import pinfer as ipex` then `ipex.optimize(model)` raised AttributeError while
-    docs/python.md said that code written for IPEX runs by changing its import only.  Until
-    the front end exists, the page and the package's docstrings must say what runs (the
-    runtime API) and what does not (ipex.optimize)."""
+    """The page and the package's docstring say which parts of IPEX run with `import pinfer
+    as ipex`, and the package has each of them: the runtime API, `optimize` and the
+    switches, `quantization` (once it was the runtime API alone, and the page said so)."""
     pinfer = import_pinfer()
     with open(os.path.join(ROOT, "docs", "python.md")) as page:
-        docs = page.read()
-    texts = {"docs/python.md": docs, "pinfer's docstring": pinfer.__doc__,
-             "pinfer.cpu's docstring": pinfer.cpu.__doc__}
-    if hasattr(pinfer, "optimize"):
-        pytest.skip("pinfer has optimize() now: the front end's own tests say what runs")
-    for name, text in texts.items():
-        flat = " ".join(text.split())
-        assert not re.search(r"code written for IPEX runs by changing (its|the) import",
-                             flat, re.I), name
-        assert not re.search(r"the only change code written for IPEX needs", flat, re.I), name
-    flat = " ".join(docs.split())
-    assert "`ipex.optimize(model)`" in flat and "`AttributeError`" in flat
-    assert "Only the runtime API runs unchanged." in flat
+        flat = " ".join(page.read().split())
+    for name in ("optimize", "enable_onednn_fusion", "quantization", "CPUPool",
+                 "MultiStreamModule"):
+        assert hasattr(pinfer, name), name
+    for name in ("prepare", "convert", "default_static_qconfig", "default_dynamic_qconfig"):
+        assert hasattr(pinfer.quantization, name), name
+    assert "Only the runtime API runs unchanged." not in flat
+    assert "## IPEX's front end: optimize, BF16, INT8" in flat.replace("## ", "\n## ") or \
+        "IPEX's front end: optimize, BF16, INT8" in flat
+    assert "INT8: pinfer.quantization" in flat
+    doc = " ".join(pinfer.__doc__.split())
+    assert "optimize" in doc and "quantization" in doc
 
 
 # ---------------------------------------------------------------------------
