@@ -152,6 +152,15 @@ char *bench_describe_status(int status);
 /* The last non-empty line of a file holding "error" if one does, else the last (malloc'd). */
 char *bench_last_error_line(const char *path);
 
+/* The CPUs this process may use (physical: one per core), from the topology. */
+size_t bench_usable_cpus(const pf_topology *topo, bool physical);
+
+/*
+ * A whole file, NUL-terminated, of at most `max` bytes.  0, or -errno /
+ * -EINVAL (larger than max) with *why "PATH: ...", -ENOMEM.
+ */
+int bench_read_file(const char *path, size_t max, char **text, size_t *len, char **why);
+
 /* Free what a measured configuration holds (not the structure itself). */
 void bench_config_clear(pf_bench_config *c);
 

@@ -402,3 +402,58 @@ char **bench_env_with(char *const *add)
         envp[k++] = add[e];
     return envp;
 }
+
+size_t bench_usable_cpus(const pf_topology *topo, bool physical)
+{
+    size_t n = 0, count = 0;
+    const pf_cpu_info *cpus = pf_topology_cpus(topo, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (!cpus[i].allowed)
+            continue;
+        bool first = true;
+        for (size_t k = 0; physical && k < i; k++)
+            if (cpus[k].allowed && cpus[k].core_first == cpus[i].core_first &&
+                cpus[k].socket == cpus[i].socket)
+                first = false;
+        count += first;
+    }
+    return count;
+}
+
+int bench_read_file(const char *path, size_t max, char **text, size_t *len, char **why)
+{
+    *text = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return bench_fail(why, -errno, "%s: %s", path, strerror(errno));
+    size_t cap = 4096;
+    char *data = malloc(cap + 1);
+    size_t got;
+    int rc = 0;
+    while (data && (got = fread(data + *len, 1, cap - *len, f)) > 0) {
+        *len += got;
+        if (*len < cap)
+            continue;
+        if (cap >= max) {
+            rc = bench_fail(why, -EINVAL, "%s: larger than %zu MiB", path, max >> 20);
+            break;
+        }
+        char *grown = realloc(data, cap * 2 + 1);
+        if (!grown)
+            break;
+        data = grown;
+        cap *= 2;
+    }
+    fclose(f);
+    if (rc == 0 && (!data || *len == cap))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        free(data);
+        *len = 0;
+        return rc;
+    }
+    data[*len] = '\0';
+    *text = data;
+    return 0;
+}

@@ -298,31 +298,6 @@ static bool has_suffix(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static int read_file(const char *path, char **data, size_t *len, char **why)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bench_fail(why, -errno, "--input %s: %s", path, strerror(errno));
-    size_t cap = 65536;
-    *data = malloc(cap);
-    *len = 0;
-    size_t got;
-    while (*data && (got = fread(*data + *len, 1, cap - *len, f)) > 0) {
-        *len += got;
-        if (*len == cap) {
-            char *grown = cap < (64u << 20) ? realloc(*data, cap * 2) : NULL;
-            if (!grown) {
-                fclose(f);
-                return bench_fail(why, -EINVAL, "--input %s: larger than 64 MiB", path);
-            }
-            *data = grown;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    return *data ? 0 : -ENOMEM;
-}
-
 int bench_prepare_serving(bench_run *run, char **why)
 {
     const tool_bench_options *b = &run->opts->bench;
@@ -396,8 +371,13 @@ int bench_prepare_serving(bench_run *run, char **why)
         if (!run->input)
             rc = bench_fail(why, -EINVAL, "no input was made");
     }
-    if (rc == 0)
-        rc = read_file(run->input, &run->body, &run->body_len, why);
+    if (rc == 0) {
+        char *reason = NULL;
+        rc = bench_read_file(run->input, 64u << 20, &run->body, &run->body_len, &reason);
+        if (rc < 0 && reason)
+            rc = bench_fail(why, rc, "--input %s", reason);
+        free(reason);
+    }
     if (rc == 0) {
         const char *in = run->input;
         run->content_type = strdup(has_suffix(in, ".jpg") || has_suffix(in, ".jpeg") ? "image/jpeg"
@@ -466,24 +446,6 @@ static int plan_share(bench_run *run, pf_bench_report *rep, char **why)
     pf_launch_spec_to_json(spec, &rep->plan_json);
     pf_launch_spec_free(spec);
     return 0;
-}
-
-/* The usable physical cores: cores with an allowed CPU. */
-static size_t usable_cores(const pf_topology *topo)
-{
-    size_t n = 0, count = 0;
-    const pf_cpu_info *cpus = pf_topology_cpus(topo, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (!cpus[i].allowed)
-            continue;
-        bool first = true;
-        for (size_t k = 0; k < i; k++)
-            if (cpus[k].allowed && cpus[k].core_first == cpus[i].core_first &&
-                cpus[k].socket == cpus[i].socket)
-                first = false;
-        count += first;
-    }
-    return count;
 }
 
 static char *machine_line(const pf_topology *topo)
@@ -726,7 +688,7 @@ static int cmd_bench(const tool_options *o)
         if (!run.self)
             rc = bench_fail(&why, -errno, "cannot find this executable: %s", strerror(errno));
     }
-    size_t usable = run.topo ? usable_cores(run.topo) : 0;
+    size_t usable = run.topo ? bench_usable_cpus(run.topo, true) : 0;
     if (rc == 0) {
         if (o->serve.workers > 0)
             run.workers = o->serve.workers;

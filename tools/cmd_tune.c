@@ -31,6 +31,8 @@
 #define DEFAULT_SERVE_WARMUP_S 3.0
 /* A winner must beat the runner-up by more than the spread of either, and at least this. */
 #define NOISE_FLOOR 0.02
+/* The largest --conf, --space or record.csv read. */
+#define CONF_MAX (16u << 20)
 
 /* How a program's objective is read. */
 typedef enum objective_kind { OBJ_WALL, OBJ_METRIC, OBJ_HYPERTUNE, OBJ_SERVE } objective_kind;
@@ -653,59 +655,6 @@ static void print_table(tune_run *run)
 
 /* ---- the command ----------------------------------------------------------- */
 
-static char *read_text(const char *path, size_t *len, char **why)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *why = bench_format("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096;
-    char *text = malloc(cap + 1);
-    *len = 0;
-    size_t got;
-    while (text && (got = fread(text + *len, 1, cap - *len, f)) > 0) {
-        *len += got;
-        if (*len == cap) {
-            if (cap >= (16u << 20)) {
-                free(text);
-                fclose(f);
-                *why = bench_format("%s: larger than 16 MiB", path);
-                return NULL;
-            }
-            char *grown = realloc(text, cap * 2 + 1);
-            if (!grown) {
-                free(text);
-                text = NULL;
-                break;
-            }
-            text = grown;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (text)
-        text[*len] = '\0';
-    return text;
-}
-
-static size_t usable(const pf_topology *topo, bool physical)
-{
-    size_t n = 0, count = 0;
-    const pf_cpu_info *cpus = pf_topology_cpus(topo, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (!cpus[i].allowed)
-            continue;
-        bool first = true;
-        for (size_t k = 0; physical && k < i; k++)
-            if (cpus[k].allowed && cpus[k].core_first == cpus[i].core_first &&
-                cpus[k].socket == cpus[i].socket)
-                first = false;
-        count += first;
-    }
-    return count;
-}
-
 /*
  * Drop the splits that cannot run here (more cores than this process may
  * use): a --space or --conf written for a larger machine.  -EINVAL with *why
@@ -763,9 +712,10 @@ static int set_up_space(tune_run *run, pf_tune_conf *conf, char **why)
     int rc = pf_tune_space_default(run->topo, &so, &run->space, why);
     size_t len = 0;
     if (rc == 0 && o->tune.conf) {
-        char *text = read_text(o->tune.conf, &len, why);
-        rc = text ? pf_tune_conf_parse(text, len, o->tune.conf, run->topo, run->space, conf, why)
-                  : -EINVAL;
+        char *text = NULL;
+        rc = bench_read_file(o->tune.conf, CONF_MAX, &text, &len, why);
+        if (rc == 0)
+            rc = pf_tune_conf_parse(text, len, o->tune.conf, run->topo, run->space, conf, why);
         free(text);
         for (size_t i = 0; rc == 0 && conf->notes && conf->notes[i]; i++)
             fprintf(stderr, "pinfer: note: %s\n", conf->notes[i]);
@@ -780,8 +730,10 @@ static int set_up_space(tune_run *run, pf_tune_conf *conf, char **why)
         }
     }
     if (rc == 0 && o->tune.space) {
-        char *text = read_text(o->tune.space, &len, why);
-        rc = text ? pf_tune_space_load(run->space, text, len, o->tune.space, why) : -EINVAL;
+        char *text = NULL;
+        rc = bench_read_file(o->tune.space, CONF_MAX, &text, &len, why);
+        if (rc == 0)
+            rc = pf_tune_space_load(run->space, text, len, o->tune.space, why);
         free(text);
     }
     if (rc == 0)
@@ -868,8 +820,8 @@ static int cmd_tune(const tool_options *o)
     if (rc == 0)
         rc = pf_topology_load(NULL, &run.topo, &why);
     if (rc == 0) {
-        run.physical = usable(run.topo, true);
-        run.logical = usable(run.topo, false);
+        run.physical = bench_usable_cpus(run.topo, true);
+        run.logical = bench_usable_cpus(run.topo, false);
         run.self = realpath("/proc/self/exe", NULL);
         if (!run.self)
             rc = bench_fail(&why, -errno, "cannot find this executable: %s", strerror(errno));
@@ -935,12 +887,11 @@ static int cmd_tune(const tool_options *o)
     if (rc == 0 && o->tune.resume) {
         size_t len = 0;
         char *path = bench_format("%s/record.csv", run.dir);
-        char *text = path ? read_text(path, &len, &why) : NULL;
+        char *text = NULL;
+        rc = path ? bench_read_file(path, CONF_MAX, &text, &len, &why) : -ENOMEM;
         pf_tune_trial *old = NULL;
         size_t nold = 0, skipped = 0;
-        if (!text)
-            rc = -EINVAL;
-        else
+        if (rc == 0)
             rc = pf_tune_record_parse(run.space, text, len, &old, &nold, &skipped, &why);
         for (size_t i = 0; rc == 0 && i < nold; i++) {
             rc = add_trial(&run, &old[i]);
